@@ -1,0 +1,60 @@
+"""Read and validate policy files; every problem is reported with its field path."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from policies.errors import PolicyError
+from policies.schema import Policy
+
+__all__ = ["default_policy_path", "load_policy", "parse_policy"]
+
+
+def default_policy_path() -> Path:
+    """The embedded default policy shipped in the package (`policies/default.yaml`)."""
+    return Path(str(resources.files("policies").joinpath("default.yaml")))
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def parse_policy(data: Any, source: str = "<policy>") -> Policy:
+    """Validate already-parsed YAML/JSON data into a :class:`Policy`."""
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else type(data).__name__
+        raise PolicyError(source, [("", f"expected a mapping at the top level, got {kind}")])
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see DESIGN.md for the policy keys)"
+            issues.append((_path(err["loc"]), msg))
+        raise PolicyError(source, issues) from None
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load a policy file; raises :class:`PolicyError` for a missing, unreadable or invalid file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(str(p), [("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(str(p), [("", f"cannot read: {exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(str(p), [("", f"YAML syntax error at {where}{problem}")]) from None
+    return parse_policy(data, str(p))

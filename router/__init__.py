@@ -1,0 +1,1 @@
+"""tierwise service: HTTP in, upstream out, money tracked (the I/O shell)."""

@@ -1,0 +1,94 @@
+"""`create_app(settings)`: the one place the service is wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from policies import AUTO
+from router.chat import chat_completions
+from router.errors import ProxyError, error_body, error_response
+from router.settings import Settings
+from router.state import ProxyState, build_state
+
+__all__ = ["create_app", "create_app_from_env"]
+
+log = logging.getLogger("tierwise")
+
+
+async def _models(request: Request) -> Response:
+    state: ProxyState = request.app.state.proxy
+    try:
+        state.keys.check(request.headers)
+    except ProxyError as exc:
+        return error_response(exc)
+    names = [AUTO, *state.policy.routing.aliases, *state.policy.tiers]
+    data = [{"id": n, "object": "model", "created": 0, "owned_by": "tierwise"} for n in names]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    state: ProxyState = request.app.state.proxy
+    return JSONResponse(
+        {
+            "status": "ready",
+            "policy": state.policy_source,
+            "scorer": state.scorer.name,
+            "threshold": state.threshold,
+            "tiers": list(state.policy.tiers),
+        }
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+    return Response(
+        error_body(exc.status_code, str(exc.detail), "invalid_request_error", code),
+        status_code=exc.status_code,
+        media_type="application/json",
+    )
+
+
+async def _any_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path)
+    return error_response(exc)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app. Config errors (`PolicyError`, `AccessConfigError`) raise here, before
+    anything listens, so the CLI can report them."""
+    settings = settings or Settings()
+    state = build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await state.aclose()
+
+    app = FastAPI(title="tierwise", version="0.1.0", lifespan=lifespan, docs_url=None)
+    app.state.proxy = state
+    app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
+    app.add_route("/v1/models", _models, methods=["GET"])
+    app.add_route("/healthz", _healthz, methods=["GET"])
+    app.add_route("/readyz", _readyz, methods=["GET"])
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _any_error)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` / several workers: settings from `TIERWISE_*`."""
+    return create_app(Settings())

@@ -1,0 +1,150 @@
+"""The `tierwise` command line (typer)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from policies import PolicyError, default_policy_path, load_policy
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tierwise",
+    help="tierwise: a model routing proxy (cheap open model or frontier model, per request).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Check policy files.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _report_policy_error(exc: PolicyError) -> None:
+    err.print(f"[bold red]invalid policy[/] {exc.source}:")
+    for path, reason in exc.issues:
+        err.print(f"  [yellow]{path or '<root>'}[/]: {reason}")
+
+
+@app.command()
+def serve(
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="Policy YAML file (env TIERWISE_POLICY). "
+            "Default: the embedded policies/default.yaml."
+        ),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (env TIERWISE_HOST; 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port to listen on (env TIERWISE_PORT; 8080).")
+    ] = None,
+    ledger_url: Annotated[
+        str | None,
+        typer.Option(help="Spend ledger: memory://, sqlite:///path, redis://host:port/db "
+                     "(env TIERWISE_LEDGER_URL)."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes sharing the port (state lives in Redis).")
+    ] = 1,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error (env TIERWISE_LOG_LEVEL).")
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request line (slower; off by default).")
+    ] = False,
+) -> None:
+    """Run the proxy: OpenAI-compatible API at http://HOST:PORT/v1."""
+    import uvicorn
+
+    from router.auth import AccessConfigError
+    from router.settings import Settings
+    from router.state import load_settings_policy
+
+    overrides = {
+        "TIERWISE_POLICY": str(policy) if policy else None,
+        "TIERWISE_HOST": host,
+        "TIERWISE_PORT": str(port) if port is not None else None,
+        "TIERWISE_LEDGER_URL": ledger_url,
+        "TIERWISE_LOG_LEVEL": log_level,
+    }
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[name] = value
+    settings = Settings()
+    try:
+        loaded, source = load_settings_policy(settings)
+        from router.auth import KeyChecker
+
+        KeyChecker(loaded.access)
+    except PolicyError as exc:
+        _report_policy_error(exc)
+        raise typer.Exit(2) from None
+    except AccessConfigError as exc:
+        err.print(f"[bold red]refusing to start:[/] {exc}")
+        raise typer.Exit(2) from None
+    if loaded.access.open:
+        err.print(
+            "[bold yellow]WARNING: access.open is true: anyone who can reach "
+            f"{settings.host}:{settings.port} can use the proxy (and spend your budget). "
+            "Use this for local development only.[/]"
+        )
+    for name, tier in loaded.tiers.items():
+        if tier.api_key_env and not os.environ.get(tier.api_key_env):
+            err.print(
+                f"[yellow]note:[/] tier {name!r} reads its key from {tier.api_key_env}, which is "
+                "not set; requests routed there will fail with 502 until it is."
+            )
+    err.print(f"tierwise: policy {source}, listening on http://{settings.host}:{settings.port}/v1")
+    uvicorn.run(
+        "router.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        access_log=access_log,
+    )
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file to validate.")],
+) -> None:
+    """Validate a policy file; prints each problem with its field path (exit code 2 if invalid)."""
+    try:
+        loaded = load_policy(file)
+    except PolicyError as exc:
+        _report_policy_error(exc)
+        raise typer.Exit(2) from None
+    rule = (
+        f"threshold {loaded.routing.threshold}"
+        if loaded.routing.threshold is not None
+        else f"target_frontier_share {loaded.routing.target_frontier_share}"
+        if loaded.routing.target_frontier_share is not None
+        else "threshold 0.5 (default)"
+    )
+    out.print(
+        f"[green]ok[/] {file}: tiers {', '.join(loaded.tiers)}; routing {rule}; "
+        f"{len(loaded.budgets)} budget(s), {len(loaded.alerts)} alert rule(s); "
+        f"access {'OPEN' if loaded.access.open else 'keys from ' + str(loaded.access.keys_env)}"
+    )
+
+
+@policy_app.command("default")
+def policy_default() -> None:
+    """Print the embedded default policy (a starting point for your own)."""
+    out.print(default_policy_path().read_text(encoding="utf-8"), markup=False, highlight=False)
+
+
+def main() -> None:
+    app()

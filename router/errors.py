@@ -1,0 +1,90 @@
+"""The error tree and its one mapping to HTTP: status + OpenAI-shaped `{"error": {...}}` body."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.responses import Response
+
+from policies import PolicyError, UnknownModel
+
+__all__ = [
+    "BadRequest",
+    "BodyTooLarge",
+    "ProxyError",
+    "Unauthorized",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "error_body",
+    "error_response",
+]
+
+
+class ProxyError(Exception):
+    """Base of the errors the proxy answers with; each carries its status, type and code."""
+
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ProxyError):
+    status, type, code = 400, "invalid_request_error", "invalid_request"
+
+
+class Unauthorized(ProxyError):
+    status, type, code = 401, "authentication_error", "invalid_api_key"
+
+
+class BodyTooLarge(ProxyError):
+    status, type, code = 413, "invalid_request_error", "request_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body exceeds the limit of {limit} bytes")
+        self.limit = limit
+
+
+class UpstreamError(ProxyError):
+    """The upstream failed (connection refused, 5xx, malformed answer)."""
+
+    status, type, code = 502, "upstream_error", "upstream_failed"
+
+    def __init__(self, tier: str, detail: str, upstream_status: int | None = None) -> None:
+        super().__init__(f"upstream for tier {tier!r} failed: {detail}")
+        self.tier = tier
+        self.upstream_status = upstream_status
+
+
+class UpstreamTimeout(ProxyError):
+    status, type, code = 504, "upstream_error", "upstream_timeout"
+
+    def __init__(self, tier: str, timeout_s: float) -> None:
+        super().__init__(f"upstream for tier {tier!r} did not answer within {timeout_s:g}s")
+        self.tier = tier
+
+
+def error_body(status: int, message: str, type_: str, code: str | None) -> bytes:
+    return json.dumps({"error": {"message": message, "type": type_, "code": code}}).encode()
+
+
+def error_response(exc: Exception, headers: dict[str, str] | None = None) -> Response:
+    """The HTTP response for any exception; unknown ones become a generic 500 (no stack trace)."""
+    if isinstance(exc, ProxyError):
+        status, message, type_, code = exc.status, exc.message, exc.type, exc.code
+    elif isinstance(exc, UnknownModel):
+        status, message, type_, code = 404, str(exc), "invalid_request_error", "model_not_found"
+    elif isinstance(exc, PolicyError):
+        status, message, type_, code = 500, str(exc), "server_error", "invalid_policy"
+    else:
+        status, message = 500, "internal error; see the proxy's log"
+        type_, code = "server_error", "internal_error"
+    return Response(
+        error_body(status, message, type_, code),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,30 @@
+"""Process settings from `TIERWISE_*` environment variables (CLI options override them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Everything the process needs besides the policy file's contents.
+
+    Every field can be set from the environment: `TIERWISE_POLICY`, `TIERWISE_HOST`,
+    `TIERWISE_PORT`, `TIERWISE_LEDGER_URL`, `TIERWISE_MAX_BODY_BYTES`, ...
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TIERWISE_", extra="ignore")
+
+    policy: Path | None = Field(default=None, description="policy YAML; None = embedded default")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    ledger_url: str = Field(
+        default="sqlite:///tierwise.db", description="memory://, sqlite:///path or redis://"
+    )
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    log_level: str = "info"
+    pool_connections: int = Field(default=512, gt=0, description="upstream connection pool size")

@@ -1,0 +1,73 @@
+"""Build each tier's `Upstream`: the OpenAI-compatible fast path where it applies, else litellm."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+
+from policies import Policy, Tier
+from router.openai_upstream import OpenAIUpstream
+from router.upstream import Upstream
+
+__all__ = ["OPENAI_COMPATIBLE", "build_upstreams", "uses_fast_path"]
+
+# litellm provider prefix -> default API base for providers that speak OpenAI's wire format.
+# `None` means the tier must give `api_base` (self-hosted servers).
+OPENAI_COMPATIBLE: dict[str, str | None] = {
+    "openai": "https://api.openai.com/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "moonshot": "https://api.moonshot.ai/v1",
+    "minimax": "https://api.minimax.io/v1",
+    "together_ai": "https://api.together.xyz/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
+    "hosted_vllm": None,
+    "vllm": None,
+    "sglang": None,
+    "llamacpp": None,
+}
+
+
+def _split(model: str) -> tuple[str, str]:
+    provider, sep, name = model.partition("/")
+    return (provider, name) if sep else ("", model)
+
+
+def uses_fast_path(tier: Tier) -> bool:
+    """True when the tier is served by the httpx fast path rather than litellm."""
+    if tier.adapter != "auto":
+        return tier.adapter == "openai"
+    provider, _ = _split(tier.model)
+    if provider in OPENAI_COMPATIBLE:
+        return tier.api_base is not None or OPENAI_COMPATIBLE[provider] is not None
+    return not provider and tier.api_base is not None
+
+
+def build_upstreams(policy: Policy, client: httpx.AsyncClient) -> dict[str, Upstream]:
+    """One upstream per tier. API keys are read from the env vars the tiers name, now."""
+    upstreams: dict[str, Upstream] = {}
+    for name, tier in policy.tiers.items():
+        api_key = os.environ.get(tier.api_key_env) if tier.api_key_env else None
+        if uses_fast_path(tier):
+            provider, model_name = _split(tier.model)
+            base = tier.api_base or OPENAI_COMPATIBLE.get(provider)
+            if base is None:
+                raise ValueError(f"tiers.{name}.api_base: required for model {tier.model!r}")
+            upstreams[name] = OpenAIUpstream(
+                name,
+                model_name if provider in OPENAI_COMPATIBLE else tier.model,
+                base,
+                client,
+                api_key,
+                tier.timeout_s,
+                tier.connect_timeout_s,
+            )
+        else:
+            from router.litellm_upstream import LiteLLMUpstream
+
+            upstreams[name] = LiteLLMUpstream(
+                name, tier.model, tier.api_base, api_key, tier.timeout_s
+            )
+    return upstreams
