@@ -148,3 +148,7 @@ def policy_default() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Shared fixtures: the guard against real providers, real fake-upstream and proxy processes."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: Any) -> None:
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None and self.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise ConnectionRefusedError(f"tests may not reach {host}: only 127.0.0.1 is allowed")
+    _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes a real (paid) provider call impossible: no keys, no non-loopback sockets."""
+    for name in list(os.environ):
+        if name.endswith("_API_KEY") and not name.startswith("TIERWISE"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def fake_upstream(logs_dir: Path) -> Iterator[ServerProcess]:
+    """One fake OpenAI/Anthropic-compatible upstream process for the whole session."""
+    port = free_port()
+    with ServerProcess(
+        upstream_command(port), port, "/_stats", log=logs_dir / "fake_upstream.log"
+    ) as server:
+        yield server
+
+
+def write_policy(path: Path, upstream_url: str, **overrides: Any) -> Path:
+    """A two-tier policy pointing both tiers at the fake upstream; `overrides` replace sections."""
+    policy: dict[str, Any] = {
+        "tiers": {
+            "cheap": {
+                "model": "openai/cheap-model",
+                "api_base": f"{upstream_url}/v1",
+                "local": True,
+                "price": {"input_per_mtok": 0.05, "output_per_mtok": 0.1},
+            },
+            "frontier": {
+                "model": "openai/frontier-model",
+                "api_base": f"{upstream_url}/v1",
+                "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+            },
+        },
+        "routing": {"threshold": 0.5, "aliases": {"gpt-4o": "auto", "fast": "cheap"}},
+        "access": {"open": True},
+    }
+    policy.update(overrides)
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
+StartProxy = Callable[..., ServerProcess]
+
+
+@pytest.fixture(scope="module")
+def start_proxy(
+    tmp_path_factory: pytest.TempPathFactory, logs_dir: Path
+) -> Iterator[StartProxy]:
+    """Start a real proxy process (`tierwise serve`) for a policy; stopped at module end."""
+    started: list[ServerProcess] = []
+
+    def start(policy: Path, env: dict[str, str] | None = None) -> ServerProcess:
+        port = free_port()
+        log = logs_dir / f"proxy_{port}.log"
+        server = ServerProcess(proxy_command(policy, port), port, env=env, log=log).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
