@@ -55,7 +55,7 @@ class LiteLLMStream:
         except self._litellm.Timeout:
             raise UpstreamTimeout(self._tier, self._timeout_s) from None
         except Exception as exc:
-            raise UpstreamError(self._tier, f"stream broke: {type(exc).__name__}") from None
+            raise UpstreamError(self._tier, f"stream broke: {type(exc).__name__}: {exc}") from None
         yield b"data: [DONE]\n\n"
 
     async def aclose(self) -> None:

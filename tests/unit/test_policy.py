@@ -1,0 +1,118 @@
+"""Policy parsing and validation (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies import PolicyError, default_policy_path, load_policy, parse_policy
+
+TIERS: dict[str, Any] = {
+    "cheap": {"model": "openai/qwen", "api_base": "http://127.0.0.1:8000/v1", "local": True},
+    "frontier": {"model": "anthropic/claude-sonnet-4-5", "api_key_env": "ANTHROPIC_API_KEY"},
+}
+
+
+def _issues(data: Any) -> list[tuple[str, str]]:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(data, "test.yaml")
+    return [(i.path, i.reason) for i in caught.value.issues]
+
+
+def test_design_contract_example_parses() -> None:
+    policy = parse_policy(
+        {
+            "tiers": {
+                "cheap": {
+                    "model": "openai/qwen2.5-7b-instruct",
+                    "api_base": "http://127.0.0.1:8000/v1",
+                    "api_key_env": None,
+                    "price": {"input_per_mtok": 0.05, "output_per_mtok": 0.10},
+                    "local": True,
+                },
+                "frontier": {
+                    "model": "anthropic/claude-sonnet-4-5",
+                    "api_key_env": "ANTHROPIC_API_KEY",
+                    "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+                },
+            },
+            "routing": {"threshold": 0.5},
+            "budgets": [
+                {"scope": "global", "window": "month", "limit_usd": 500,
+                 "on_exhausted": "cheap_only"},
+                {"scope": "key", "window": "day", "limit_usd": 5},
+            ],
+            "alerts": [{"at": [0.5, 0.8, 1.0],
+                        "sink": {"type": "webhook", "url": "http://127.0.0.1:9000/hook"}}],
+            "access": {"open": False, "keys_env": "TIERWISE_API_KEYS"},
+        }
+    )
+    assert policy.tiers["cheap"].local is True
+    assert policy.tiers["frontier"].price.output_per_mtok == 15.0
+    assert policy.routing.threshold == 0.5
+    assert policy.budgets[0].on_exhausted == "cheap_only"
+    assert policy.access.keys_env == "TIERWISE_API_KEYS"
+
+
+def test_embedded_default_policy_is_valid_and_open() -> None:
+    policy = load_policy(default_policy_path())
+    assert policy.access.open is True
+    assert policy.tiers["cheap"].local is True
+    assert policy.tiers["frontier"].api_key_env == "ANTHROPIC_API_KEY"
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "reason"),
+    [
+        ({"tiers": {}}, "tiers", "at least 1"),
+        ({"tiers": TIERS, "routing": {"threshold": 1.5}}, "routing.threshold", "less than or equal"),
+        ({"tiers": TIERS, "routng": {}}, "routng", "unknown key"),
+        ({"tiers": {**TIERS, "cheap": {**TIERS["cheap"], "pricee": 1}}}, "tiers.cheap.pricee",
+         "unknown key"),
+        ({"tiers": {**TIERS, "cheap": {**TIERS["cheap"], "api_base": "ftp://x"}}},
+         "tiers.cheap.api_base", "http://"),
+        ({"tiers": {**TIERS, "cheap": {**TIERS["cheap"],
+                                      "price": {"input_per_mtok": -1, "output_per_mtok": 0}}}},
+         "tiers.cheap.price.input_per_mtok", "greater than or equal"),
+        ({"tiers": TIERS, "routing": {"threshold": 0.5, "target_frontier_share": 0.2}},
+         "routing", "either threshold or target_frontier_share"),
+        ({"tiers": TIERS, "budgets": [{"scope": "planet", "window": "day", "limit_usd": 1}]},
+         "budgets.0.scope", "global"),
+        ({"tiers": TIERS, "alerts": [{"at": [1.5], "sink": {"type": "log"}}]}, "alerts.0.at",
+         "fractions"),
+    ],
+)
+def test_invalid_fields_name_their_path(data: Any, path: str, reason: str) -> None:
+    issues = _issues(data)
+    assert any(p == path and reason in r for p, r in issues), issues
+
+
+def test_cross_references_are_checked() -> None:
+    only_cheap = {"cheap": TIERS["cheap"]}
+    assert any("routing.frontier_tier" in r for _, r in _issues({"tiers": only_cheap}))
+    aliases = {"tiers": TIERS, "routing": {"aliases": {"x": "nowhere"}}}
+    assert any("routing.aliases.x" in r for _, r in _issues(aliases))
+    assert any("'auto'" in r for _, r in _issues({"tiers": {**TIERS, "auto": TIERS["cheap"]}}))
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    assert _issues(None) == [("", "expected a mapping at the top level, got empty")]
+    assert _issues([1]) == [("", "expected a mapping at the top level, got list")]
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="file not found"):
+        load_policy(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tiers:\n  cheap: [unclosed\n")
+    with pytest.raises(PolicyError, match="YAML syntax error at line"):
+        load_policy(bad)
+
+
+def test_example_policies_in_the_repo_are_valid() -> None:
+    examples = sorted(Path(default_policy_path()).parent.glob("**/*.yaml"))
+    assert examples
+    for path in examples:
+        load_policy(path)
