@@ -7,6 +7,10 @@ Never imports `router`, fastapi, litellm, redis or httpx. The public entry point
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+from classifiers.calibration import threshold_for_share
 from classifiers.heuristic import HeuristicScorer
 from classifiers.scorer import DifficultyScorer
 from classifiers.text import ConversationShape, content_text, conversation_shape, scoring_text
@@ -19,9 +23,22 @@ __all__ = [
     "conversation_shape",
     "load_default",
     "scoring_text",
+    "threshold_for_share",
 ]
 
+_log = logging.getLogger(__name__)
 
-def load_default() -> DifficultyScorer:
-    """The default scorer: the shipped trained artifact when present, else the heuristic."""
-    return HeuristicScorer()
+
+def load_default(path: Path | str | None = None) -> DifficultyScorer:
+    """The default scorer: the trained artifact (shipped in ``classifiers/artifacts/`` unless
+    `path` names another), else the heuristic fallback when it is missing or cannot be loaded.
+
+    Both carry ``reference_quantiles``, so :func:`threshold_for_share` works on either.
+    """
+    from classifiers.artifact import ARTIFACT_DIR, ArtifactError, load_scorer
+
+    try:
+        return load_scorer(ARTIFACT_DIR if path is None else path)
+    except ArtifactError as exc:
+        _log.warning("difficulty artifact unavailable, using the heuristic: %s", exc)
+        return HeuristicScorer()

@@ -15,10 +15,15 @@ Only the first 4,000 characters are examined, which bounds the latency.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["HeuristicScorer"]
+__all__ = ["HEURISTIC_REFERENCE", "HeuristicScorer"]
+
+HEURISTIC_REFERENCE = Path(__file__).resolve().parent / "artifacts" / "heuristic_reference.json"
 
 _MAX_CHARS = 4000
 
@@ -52,7 +57,20 @@ class HeuristicScorer:
 
     name = "heuristic-v1"
 
+    def __init__(self, reference_quantiles: Sequence[float] | None = None) -> None:
+        """`reference_quantiles`: its score quantiles over the training prompts (for
+        :func:`classifiers.threshold_for_share`); by default read from the shipped
+        ``artifacts/heuristic_reference.json`` (empty when that file is missing)."""
+        if reference_quantiles is None:
+            try:
+                data = json.loads(HEURISTIC_REFERENCE.read_text(encoding="utf-8"))
+                reference_quantiles = [float(q) for q in data["quantiles"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                reference_quantiles = ()
+        self.reference_quantiles: tuple[float, ...] = tuple(reference_quantiles)
+
     def difficulty(self, text: str) -> float:
+        """Difficulty in (0, 1) from the cues of the first 4,000 characters."""
         sample = text[:_MAX_CHARS]
         n = len(sample)
         if n == 0:

@@ -1,0 +1,119 @@
+"""Persisting a trained scorer: a skops file plus a metadata JSON, both byte-for-byte reproducible.
+
+``<dir>/difficulty.skops`` holds the fitted :class:`~classifiers.model.DifficultyRegressor` (skops,
+not pickle: loading only accepts the types listed in :data:`TRUSTED`). ``<dir>/difficulty.json``
+holds the metadata: training files and their sha256, library versions, hyper-parameters, metrics
+and the reference score quantiles used for calibration. Zip timestamps are pinned and JSON keys
+sorted, so retraining on the same data writes identical bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import skops.io as sio
+
+from classifiers.lean import LeanScorer
+from classifiers.model import DifficultyRegressor
+
+__all__ = [
+    "ARTIFACT_DIR",
+    "METADATA_NAME",
+    "MODEL_NAME",
+    "TRUSTED",
+    "ArtifactError",
+    "load_metadata",
+    "load_model",
+    "load_scorer",
+    "save",
+    "save_heuristic_reference",
+]
+
+ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
+MODEL_NAME = "difficulty.skops"
+METADATA_NAME = "difficulty.json"
+TRUSTED = frozenset({"classifiers.model.DifficultyRegressor"})
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class ArtifactError(RuntimeError):
+    """The artifact is missing, corrupt, or holds types that are not trusted."""
+
+
+def _pin_zip(data: bytes) -> bytes:
+    """Rewrite a zip with fixed timestamps so identical content gives identical bytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            pinned = zipfile.ZipInfo(info.filename, date_time=_EPOCH)
+            pinned.compress_type = zipfile.ZIP_DEFLATED
+            pinned.external_attr = 0o644 << 16
+            dst.writestr(pinned, src.read(info.filename), compresslevel=9)
+    return out.getvalue()
+
+
+def save(model: DifficultyRegressor, metadata: dict[str, Any], directory: Path | str) -> Path:
+    """Write the model and metadata into `directory` (created if needed); returns the model path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / MODEL_NAME
+    path.write_bytes(_pin_zip(sio.dumps(model)))
+    text = json.dumps(metadata, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    (directory / METADATA_NAME).write_text(text, encoding="utf-8")
+    return path
+
+
+def save_heuristic_reference(quantiles: list[float], directory: Path | str) -> Path:
+    """Write the heuristic fallback's reference quantiles (``heuristic_reference.json``)."""
+    path = Path(directory) / "heuristic_reference.json"
+    data = {"what": "HeuristicScorer difficulty quantiles over the training prompts"}
+    text = json.dumps({**data, "quantiles": quantiles}, indent=1, sort_keys=True)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def _model_path(path: Path | str) -> Path:
+    path = Path(path)
+    return path / MODEL_NAME if path.is_dir() else path
+
+
+def load_metadata(path: Path | str = ARTIFACT_DIR) -> dict[str, Any]:
+    """The metadata JSON beside the model file (a directory or the ``.skops`` path)."""
+    meta = _model_path(path).with_name(METADATA_NAME)
+    try:
+        data: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{meta}: cannot read metadata: {exc}") from None
+    return data
+
+
+def load_model(path: Path | str = ARTIFACT_DIR) -> DifficultyRegressor:
+    """The fitted regressor; refuses files holding any type outside :data:`TRUSTED`."""
+    model_path = _model_path(path)
+    try:
+        data = model_path.read_bytes()
+        untrusted = set(sio.get_untrusted_types(data=data))
+        if not untrusted <= TRUSTED:
+            raise ArtifactError(f"{model_path}: untrusted types {sorted(untrusted - TRUSTED)}")
+        model = sio.loads(data, trusted=sorted(untrusted))
+    except ArtifactError:
+        raise
+    except Exception as exc:  # skops raises many kinds on a corrupt file
+        raise ArtifactError(f"{model_path}: cannot load: {exc}") from None
+    if not isinstance(model, DifficultyRegressor):
+        raise ArtifactError(f"{model_path}: not a DifficultyRegressor")
+    return model
+
+
+def load_scorer(path: Path | str = ARTIFACT_DIR) -> LeanScorer:
+    """The lean serving scorer of a saved artifact, calibrated with its reference quantiles."""
+    metadata = load_metadata(path)
+    quantiles = metadata.get("reference", {}).get("raw_quantiles")
+    if not isinstance(quantiles, list) or len(quantiles) < 2:
+        raise ArtifactError(f"{path}: metadata has no reference.raw_quantiles")
+    name = str(metadata.get("name", "tfidf-ridge"))
+    return LeanScorer(load_model(path), quantiles, name=name)

@@ -1,0 +1,126 @@
+"""Evaluating scorers on a labelled data set against baselines, with bootstrap CIs.
+
+Baselines: **random** (a constant score: ties are broken at random in expectation, so APGR is
+exactly 0.5), **length** (characters of the scored text), and **oracle** (the true gain
+``s - w``, an upper bound). :data:`REFERENCE_PAIRS` names the weak/strong pair each data family
+is evaluated on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from classifiers import metrics
+from classifiers.data import Row, pair_scores, row_text
+
+__all__ = [
+    "REFERENCE_PAIRS",
+    "Evaluation",
+    "ScorerResult",
+    "evaluate",
+]
+
+REFERENCE_PAIRS: dict[str, tuple[str, str]] = {
+    "dcrouter": ("qwen2.5-7b-instruct", "llama-3.1-nemotron-51b-instruct"),
+    "arena_hard": ("mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"),
+    "alpaca_eval": ("Mixtral-8x7B-Instruct-v0.1", "gpt4_1106_preview"),
+}
+
+_CI_METRICS: dict[str, Callable[[Any, Any, Any], float]] = {
+    "apgr": metrics.apgr,
+    "cpt50": lambda d, w, s: metrics.cpt(d, w, s, 0.5),
+    "cpt80": lambda d, w, s: metrics.cpt(d, w, s, 0.8),
+    "roc_auc": metrics.roc_auc,
+}
+
+
+@dataclass
+class ScorerResult:
+    """Metrics of one scorer, with bootstrap CIs (``[low, high]``) where computed."""
+
+    name: str
+    metrics: dict[str, float]
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    curve: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON (without the curve)."""
+        return {"name": self.name, "metrics": self.metrics, "ci": self.ci}
+
+
+@dataclass
+class Evaluation:
+    """Results of every scorer on one data set and pair."""
+
+    label: str
+    weak: str
+    strong: str
+    n: int
+    weak_mean: float
+    strong_mean: float
+    results: list[ScorerResult]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return {
+            "label": self.label,
+            "weak": self.weak,
+            "strong": self.strong,
+            "n": self.n,
+            "weak_mean": self.weak_mean,
+            "strong_mean": self.strong_mean,
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+def evaluate(
+    rows: Sequence[Row],
+    weak: str,
+    strong: str,
+    scorers: Mapping[str, Callable[[Sequence[str]], Sequence[float]]],
+    *,
+    label: str = "data",
+    bootstrap: int = 1000,
+    cost_ratio: float = 0.1,
+    seed: int = 0,
+) -> Evaluation:
+    """Evaluate `scorers` (name -> batch scoring function) and the baselines on `rows`.
+
+    Only rows scoring both models count. ``bootstrap=0`` skips the CIs.
+    """
+    index, w_list, s_list = pair_scores(rows, weak, strong, where=label)
+    texts = [row_text(rows[i]) for i in index]
+    w = np.asarray(w_list)
+    s = np.asarray(s_list)
+    columns: dict[str, Any] = {name: np.asarray(fn(texts), dtype=float) for name, fn in scorers.items()}
+    columns["random"] = np.zeros(len(texts))
+    columns["length"] = np.asarray([len(t) for t in texts], dtype=float)
+    columns["oracle"] = s - w
+    results: list[ScorerResult] = []
+    for name, d in columns.items():
+        found = metrics.routing_metrics(d, w, s, cost_ratio=cost_ratio).as_dict()
+        ci: dict[str, tuple[float, float]] = {}
+        if bootstrap and name != "random":
+            for key, fn in _CI_METRICS.items():
+                ci[key] = metrics.bootstrap(fn, d, w, s, n=bootstrap, seed=seed)
+        x, y = metrics.pgr_curve(d, w, s)
+        results.append(ScorerResult(name, found, ci, (x.tolist(), y.tolist())))
+    return Evaluation(
+        label=label,
+        weak=weak,
+        strong=strong,
+        n=len(texts),
+        weak_mean=float(w.mean()),
+        strong_mean=float(s.mean()),
+        results=results,
+    )
+
+
+def finite(value: float) -> float | None:
+    """`value`, or None when NaN (for JSON)."""
+    return None if math.isnan(value) else value
