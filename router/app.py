@@ -1,4 +1,8 @@
-"""`create_app(settings)`: the one place the service is wired together."""
+"""`create_app(settings)`: the one place the service is wired together.
+
+A plain Starlette app: the hot path needs no dependency injection or response models, and each
+middleware layer costs latency on every request (see benchmarks/overhead.py).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from policies import AUTO
 from router.chat import chat_completions
@@ -65,30 +70,33 @@ async def _any_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI app. Config errors (`PolicyError`, `AccessConfigError`) raise here, before
     anything listens, so the CLI can report them."""
     settings = settings or Settings()
     state = build_state(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
             await state.aclose()
 
-    app = FastAPI(title="tierwise", version="0.1.0", lifespan=lifespan, docs_url=None)
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", _models, methods=["GET"]),
+            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/readyz", _readyz, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _any_error},
+        lifespan=lifespan,
+    )
     app.state.proxy = state
-    app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
-    app.add_route("/v1/models", _models, methods=["GET"])
-    app.add_route("/healthz", _healthz, methods=["GET"])
-    app.add_route("/readyz", _readyz, methods=["GET"])
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _any_error)
     return app
 
 
-def create_app_from_env() -> FastAPI:
+def create_app_from_env() -> Starlette:
     """Factory for `uvicorn --factory` / several workers: settings from `TIERWISE_*`."""
     return create_app(Settings())

@@ -50,8 +50,10 @@ def serve(
     ] = None,
     ledger_url: Annotated[
         str | None,
-        typer.Option(help="Spend ledger: memory://, sqlite:///path, redis://host:port/db "
-                     "(env TIERWISE_LEDGER_URL)."),
+        typer.Option(
+            help="Spend ledger: memory://, sqlite:///path, redis://host:port/db "
+            "(env TIERWISE_LEDGER_URL)."
+        ),
     ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes sharing the port (state lives in Redis).")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from classifiers import DifficultyScorer, load_default
 from policies import DEFAULT_THRESHOLD, Policy, PolicyError, default_policy_path, load_policy
 from router.auth import KeyChecker
@@ -24,13 +22,11 @@ class ProxyState:
     scorer: DifficultyScorer
     threshold: float
     keys: KeyChecker
-    client: httpx.AsyncClient
     upstreams: dict[str, Upstream]
 
     async def aclose(self) -> None:
         for upstream in self.upstreams.values():
             await upstream.aclose()
-        await self.client.aclose()
 
 
 def load_settings_policy(settings: Settings) -> tuple[Policy, str]:
@@ -63,11 +59,5 @@ def build_state(settings: Settings) -> ProxyState:
     keys = KeyChecker(policy.access)
     scorer = load_default()
     threshold = resolve_threshold(policy, scorer)
-    limits = httpx.Limits(
-        max_connections=settings.pool_connections,
-        max_keepalive_connections=settings.pool_connections,
-        keepalive_expiry=60,
-    )
-    client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(600.0, connect=5.0))
-    upstreams = build_upstreams(policy, client)
-    return ProxyState(settings, policy, source, scorer, threshold, keys, client, upstreams)
+    upstreams = build_upstreams(policy, settings.pool_connections)
+    return ProxyState(settings, policy, source, scorer, threshold, keys, upstreams)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import httpx
-
 from policies import Policy, Tier
 from router.openai_upstream import OpenAIUpstream
 from router.upstream import Upstream
@@ -45,7 +43,7 @@ def uses_fast_path(tier: Tier) -> bool:
     return not provider and tier.api_base is not None
 
 
-def build_upstreams(policy: Policy, client: httpx.AsyncClient) -> dict[str, Upstream]:
+def build_upstreams(policy: Policy, pool_size: int = 512) -> dict[str, Upstream]:
     """One upstream per tier. API keys are read from the env vars the tiers name, now."""
     upstreams: dict[str, Upstream] = {}
     for name, tier in policy.tiers.items():
@@ -59,10 +57,10 @@ def build_upstreams(policy: Policy, client: httpx.AsyncClient) -> dict[str, Upst
                 name,
                 model_name if provider in OPENAI_COMPATIBLE else tier.model,
                 base,
-                client,
                 api_key,
                 tier.timeout_s,
                 tier.connect_timeout_s,
+                pool_size,
             )
         else:
             from router.litellm_upstream import LiteLLMUpstream

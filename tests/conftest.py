@@ -82,9 +82,7 @@ StartProxy = Callable[..., ServerProcess]
 
 
 @pytest.fixture(scope="module")
-def start_proxy(
-    tmp_path_factory: pytest.TempPathFactory, logs_dir: Path
-) -> Iterator[StartProxy]:
+def start_proxy(tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> Iterator[StartProxy]:
     """Start a real proxy process (`tierwise serve`) for a policy; stopped at module end."""
     started: list[ServerProcess] = []
 

@@ -67,15 +67,29 @@ def guarded_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def upstream_command(port: int, delay_ms: float = 0.0, name: str = "fake") -> list[str]:
     return [
-        sys.executable, "-m", "router.fakes.upstream",
-        "--port", str(port), "--delay-ms", str(delay_ms), "--name", name,
+        sys.executable,
+        "-m",
+        "router.fakes.upstream",
+        "--port",
+        str(port),
+        "--delay-ms",
+        str(delay_ms),
+        "--name",
+        name,
     ]
 
 
 def proxy_command(policy: str | Path, port: int, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "router.cli", "serve",
-        "--policy", str(policy), "--port", str(port), *extra,
+        sys.executable,
+        "-m",
+        "router.cli",
+        "serve",
+        "--policy",
+        str(policy),
+        "--port",
+        str(port),
+        *extra,
     ]
 
 
@@ -114,7 +128,9 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 detail = self.log.read_text(errors="replace")[-2000:] if self.log else ""
-                raise RuntimeError(f"{self.command} exited with {self.process.returncode}\n{detail}")
+                raise RuntimeError(
+                    f"{self.command} exited with {self.process.returncode}\n{detail}"
+                )
             try:
                 if httpx.get(self.url + self.ready_path, timeout=1.0).status_code < 500:
                     return self

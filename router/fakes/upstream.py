@@ -186,13 +186,20 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
         model = body.get("model", "fake-claude")
         n_chunks = int(d.get("chunks", 5))
         words = reply_words(body, n_chunks)
-        usage = {"input_tokens": _words(body.get("messages") or [], body.get("system")),
-                 "output_tokens": n_chunks}
+        usage = {
+            "input_tokens": _words(body.get("messages") or [], body.get("system")),
+            "output_tokens": n_chunks,
+        }
         msg = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model}
         if not body.get("stream"):
             return JSONResponse(
-                msg | {"content": [{"type": "text", "text": " ".join(words)}],
-                       "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+                msg
+                | {
+                    "content": [{"type": "text", "text": " ".join(words)}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": usage,
+                }
             )
 
         def event(kind: str, data: dict[str, Any]) -> bytes:
@@ -200,18 +207,35 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
 
         async def events() -> AsyncIterator[bytes]:
             start_usage = {"input_tokens": usage["input_tokens"], "output_tokens": 1}
-            yield event("message_start", {"message": msg | {
-                "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}})
-            yield event("content_block_start",
-                        {"index": 0, "content_block": {"type": "text", "text": ""}})
+            yield event(
+                "message_start",
+                {
+                    "message": msg
+                    | {
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": start_usage,
+                    }
+                },
+            )
+            yield event(
+                "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+            )
             for i, word in enumerate(words):
                 text = word if i == 0 else " " + word
-                yield event("content_block_delta",
-                            {"index": 0, "delta": {"type": "text_delta", "text": text}})
+                yield event(
+                    "content_block_delta",
+                    {"index": 0, "delta": {"type": "text_delta", "text": text}},
+                )
             yield event("content_block_stop", {"index": 0})
-            yield event("message_delta", {"delta": {"stop_reason": "end_turn",
-                                                    "stop_sequence": None},
-                                          "usage": {"output_tokens": n_chunks}})
+            yield event(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": n_chunks},
+                },
+            )
             yield event("message_stop", {})
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=sse)

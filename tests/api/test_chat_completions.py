@@ -51,7 +51,9 @@ def test_easy_prompt_goes_to_cheap_and_hard_to_frontier(client: openai.OpenAI) -
     assert easy.headers["x-tierwise-reason"] == "difficulty<threshold"
     assert hard.headers["x-tierwise-tier"] == "frontier"
     assert hard.headers["x-tierwise-reason"] == "difficulty>=threshold"
-    assert float(hard.headers["x-tierwise-difficulty"]) > float(easy.headers["x-tierwise-difficulty"])
+    assert float(hard.headers["x-tierwise-difficulty"]) > float(
+        easy.headers["x-tierwise-difficulty"]
+    )
     assert float(easy.headers["x-tierwise-threshold"]) == 0.5
     assert len(easy.headers["x-tierwise-request-id"]) == 32
     # the upstream really received the tier's model name, and its answer came back unchanged
@@ -183,8 +185,10 @@ def test_bad_requests_are_400(proxy: ServerProcess) -> None:
         (b'{"model": "auto"}', "'messages'"),
         (b'{"model": "auto", "messages": []}', "'messages'"),
         (b'{"model": "auto", "messages": [{"content": "hi"}]}', "messages[0].role"),
-        (b'{"model": "auto", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
-         "'stream'"),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
+            "'stream'",
+        ),
     ]
     for raw, needle in cases:
         response = httpx.post(url, content=raw, headers={"content-type": "application/json"})

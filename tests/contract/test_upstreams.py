@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from router.errors import UpstreamError
@@ -20,35 +19,38 @@ from router.litellm_upstream import LiteLLMUpstream
 from router.openai_upstream import OpenAIUpstream
 from router.upstream import Reply, Upstream
 
-Factory = Callable[[ServerProcess, httpx.AsyncClient], Upstream]
+
+def _fast(fake: ServerProcess) -> Upstream:
+    return OpenAIUpstream("t", "m1", f"{fake.url}/v1", None, 10.0, 2.0)
 
 
-def _fast(fake: ServerProcess, client: httpx.AsyncClient) -> Upstream:
-    return OpenAIUpstream("t", "m1", f"{fake.url}/v1", client, None, 10.0, 2.0)
-
-
-def _litellm_anthropic(fake: ServerProcess, client: httpx.AsyncClient) -> Upstream:
+def _litellm_anthropic(fake: ServerProcess) -> Upstream:
     return LiteLLMUpstream("t", "anthropic/claude-test", fake.url, "fake-key", 10.0)
 
 
-def _litellm_openai(fake: ServerProcess, client: httpx.AsyncClient) -> Upstream:
+def _litellm_openai(fake: ServerProcess) -> Upstream:
     return LiteLLMUpstream("t", "openai/m1", f"{fake.url}/v1", "fake-key", 10.0)
 
 
-@pytest.fixture(params=[_fast, _litellm_anthropic, _litellm_openai],
-                ids=["openai-fast-path", "litellm-anthropic", "litellm-openai"])
+@pytest.fixture(
+    params=[_fast, _litellm_anthropic, _litellm_openai],
+    ids=["openai-fast-path", "litellm-anthropic", "litellm-openai"],
+)
 async def upstream(
     request: pytest.FixtureRequest, fake_upstream: ServerProcess
 ) -> AsyncIterator[Upstream]:
-    async with httpx.AsyncClient() as client:
-        made: Upstream = request.param(fake_upstream, client)
-        yield made
-        await made.aclose()
+    made: Upstream = request.param(fake_upstream)
+    yield made
+    await made.aclose()
 
 
 def _body(text: str, **extra: Any) -> dict[str, Any]:
-    return {"model": "ignored", "messages": [{"role": "user", "content": text}],
-            "max_tokens": 50, **extra}
+    return {
+        "model": "ignored",
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": 50,
+        **extra,
+    }
 
 
 async def test_complete_returns_openai_json_with_usage(upstream: Upstream) -> None:

@@ -43,7 +43,10 @@ def test_policy_default_prints_the_embedded_policy() -> None:
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "router.cli", "serve", *args],
-        capture_output=True, text=True, timeout=60, env=guarded_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=guarded_env(env),
     )
 
 

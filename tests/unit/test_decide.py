@@ -26,7 +26,9 @@ def test_threshold_splits_tiers(policy: Policy) -> None:
     high = decide(policy, "auto", 0.6, 0.6)
     assert (low.tier, low.model, low.reason) == ("cheap", "openai/qwen", "difficulty<threshold")
     assert (high.tier, high.model, high.reason) == (
-        "frontier", "anthropic/claude", "difficulty>=threshold"
+        "frontier",
+        "anthropic/claude",
+        "difficulty>=threshold",
     )
     assert high.threshold == 0.6 and high.difficulty == 0.6
 

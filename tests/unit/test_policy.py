@@ -40,12 +40,20 @@ def test_design_contract_example_parses() -> None:
             },
             "routing": {"threshold": 0.5},
             "budgets": [
-                {"scope": "global", "window": "month", "limit_usd": 500,
-                 "on_exhausted": "cheap_only"},
+                {
+                    "scope": "global",
+                    "window": "month",
+                    "limit_usd": 500,
+                    "on_exhausted": "cheap_only",
+                },
                 {"scope": "key", "window": "day", "limit_usd": 5},
             ],
-            "alerts": [{"at": [0.5, 0.8, 1.0],
-                        "sink": {"type": "webhook", "url": "http://127.0.0.1:9000/hook"}}],
+            "alerts": [
+                {
+                    "at": [0.5, 0.8, 1.0],
+                    "sink": {"type": "webhook", "url": "http://127.0.0.1:9000/hook"},
+                }
+            ],
             "access": {"open": False, "keys_env": "TIERWISE_API_KEYS"},
         }
     )
@@ -67,21 +75,50 @@ def test_embedded_default_policy_is_valid_and_open() -> None:
     ("data", "path", "reason"),
     [
         ({"tiers": {}}, "tiers", "at least 1"),
-        ({"tiers": TIERS, "routing": {"threshold": 1.5}}, "routing.threshold", "less than or equal"),
+        (
+            {"tiers": TIERS, "routing": {"threshold": 1.5}},
+            "routing.threshold",
+            "less than or equal",
+        ),
         ({"tiers": TIERS, "routng": {}}, "routng", "unknown key"),
-        ({"tiers": {**TIERS, "cheap": {**TIERS["cheap"], "pricee": 1}}}, "tiers.cheap.pricee",
-         "unknown key"),
-        ({"tiers": {**TIERS, "cheap": {**TIERS["cheap"], "api_base": "ftp://x"}}},
-         "tiers.cheap.api_base", "http://"),
-        ({"tiers": {**TIERS, "cheap": {**TIERS["cheap"],
-                                      "price": {"input_per_mtok": -1, "output_per_mtok": 0}}}},
-         "tiers.cheap.price.input_per_mtok", "greater than or equal"),
-        ({"tiers": TIERS, "routing": {"threshold": 0.5, "target_frontier_share": 0.2}},
-         "routing", "either threshold or target_frontier_share"),
-        ({"tiers": TIERS, "budgets": [{"scope": "planet", "window": "day", "limit_usd": 1}]},
-         "budgets.0.scope", "global"),
-        ({"tiers": TIERS, "alerts": [{"at": [1.5], "sink": {"type": "log"}}]}, "alerts.0.at",
-         "fractions"),
+        (
+            {"tiers": {**TIERS, "cheap": {**TIERS["cheap"], "pricee": 1}}},
+            "tiers.cheap.pricee",
+            "unknown key",
+        ),
+        (
+            {"tiers": {**TIERS, "cheap": {**TIERS["cheap"], "api_base": "ftp://x"}}},
+            "tiers.cheap.api_base",
+            "http://",
+        ),
+        (
+            {
+                "tiers": {
+                    **TIERS,
+                    "cheap": {
+                        **TIERS["cheap"],
+                        "price": {"input_per_mtok": -1, "output_per_mtok": 0},
+                    },
+                }
+            },
+            "tiers.cheap.price.input_per_mtok",
+            "greater than or equal",
+        ),
+        (
+            {"tiers": TIERS, "routing": {"threshold": 0.5, "target_frontier_share": 0.2}},
+            "routing",
+            "either threshold or target_frontier_share",
+        ),
+        (
+            {"tiers": TIERS, "budgets": [{"scope": "planet", "window": "day", "limit_usd": 1}]},
+            "budgets.0.scope",
+            "global",
+        ),
+        (
+            {"tiers": TIERS, "alerts": [{"at": [1.5], "sink": {"type": "log"}}]},
+            "alerts.0.at",
+            "fractions",
+        ),
     ],
 )
 def test_invalid_fields_name_their_path(data: Any, path: str, reason: str) -> None:

@@ -20,8 +20,15 @@ def test_valid_body_is_returned_as_is() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{", b'"text"', b'{"model": 1, "messages": []}', b'{"model": "a", "messages": {}}',
-     b'{"model": "a", "messages": ["x"]}', b"\xff\xfe"],
+    [
+        b"",
+        b"{",
+        b'"text"',
+        b'{"model": 1, "messages": []}',
+        b'{"model": "a", "messages": {}}',
+        b'{"model": "a", "messages": ["x"]}',
+        b"\xff\xfe",
+    ],
 )
 def test_bad_bodies(raw: bytes) -> None:
     with pytest.raises(BadRequest):

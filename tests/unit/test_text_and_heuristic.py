@@ -16,9 +16,14 @@ def test_system_plus_last_user_turn() -> None:
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "an answer"},
-        {"role": "user", "content": [{"type": "text", "text": "second"},
-                                     {"type": "image_url", "image_url": {"url": "x"}},
-                                     {"type": "text", "text": "question"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "second"},
+                {"type": "image_url", "image_url": {"url": "x"}},
+                {"type": "text", "text": "question"},
+            ],
+        },
     ]
     assert scoring_text(messages) == "You are terse.\nsecond\nquestion"
 
@@ -38,8 +43,12 @@ def test_content_text_edge_cases() -> None:
 
 def test_conversation_shape() -> None:
     shape = conversation_shape(
-        [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-         {"role": "tool", "content": "c"}, {"role": "user", "content": "d"}]
+        [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "tool", "content": "c"},
+            {"role": "user", "content": "d"},
+        ]
     )
     assert (shape.turns, shape.user_turns, shape.has_system, shape.has_tools) == (4, 2, False, True)
 
