@@ -100,6 +100,12 @@ def serve(
             f"{settings.host}:{settings.port} can use the proxy (and spend your budget). "
             "Use this for local development only.[/]"
         )
+    if loaded.budgets or loaded.alerts:
+        err.print(
+            f"[bold yellow]WARNING: the policy has {len(loaded.budgets)} budget(s) and "
+            f"{len(loaded.alerts)} alert rule(s); this version validates them but does not "
+            "enforce budgets or send alerts yet.[/]"
+        )
     for name, tier in loaded.tiers.items():
         if tier.api_key_env and not os.environ.get(tier.api_key_env):
             err.print(
