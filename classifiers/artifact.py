@@ -44,15 +44,43 @@ class ArtifactError(RuntimeError):
     """The artifact is missing, corrupt, or holds types that are not trusted."""
 
 
+def _canonical_ids(node: Any, ids: dict[int, int]) -> Any:
+    """Replace skops' memory-address ``__id__`` values (and the ``<id>.npy`` file names they
+    give) with their order of first appearance, so the same model gives the same schema."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "__id__" and isinstance(value, int):
+                out[key] = ids.setdefault(value, len(ids) + 1)
+            elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
+                stem = value[: -len(".npy")]
+                out[key] = f"{ids.setdefault(int(stem), len(ids) + 1)}.npy" if stem.isdigit() else value
+            else:
+                out[key] = _canonical_ids(value, ids)
+        return out
+    if isinstance(node, list):
+        return [_canonical_ids(v, ids) for v in node]
+    return node
+
+
 def _pin_zip(data: bytes) -> bytes:
-    """Rewrite a zip with fixed timestamps so identical content gives identical bytes."""
+    """Rewrite skops' zip canonically: renumbered ids, sorted entries, fixed timestamps."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            pinned = zipfile.ZipInfo(info.filename, date_time=_EPOCH)
+        ids: dict[int, int] = {}
+        schema = _canonical_ids(json.loads(src.read("schema.json")), ids)
+        entries = {"schema.json": json.dumps(schema, indent=2).encode("utf-8")}
+        for name in src.namelist():
+            if name == "schema.json":
+                continue
+            stem = name[: -len(".npy")] if name.endswith(".npy") else ""
+            new = f"{ids[int(stem)]}.npy" if stem.isdigit() and int(stem) in ids else name
+            entries[new] = src.read(name)
+        for name in sorted(entries):
+            pinned = zipfile.ZipInfo(name, date_time=_EPOCH)
             pinned.compress_type = zipfile.ZIP_DEFLATED
             pinned.external_attr = 0o644 << 16
-            dst.writestr(pinned, src.read(info.filename), compresslevel=9)
+            dst.writestr(pinned, entries[name], compresslevel=9)
     return out.getvalue()
 
 

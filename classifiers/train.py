@@ -58,12 +58,14 @@ class TrainConfig:
     """The search space and fixed settings of a training run."""
 
     candidates: tuple[Candidate, ...] = (
-        Candidate(alpha=1.0),
         Candidate(alpha=3.0),
         Candidate(alpha=10.0),
-        Candidate(alpha=3.0, normalise="none"),
-        Candidate(alpha=3.0, margin=0.2),
-        Candidate(alpha=3.0, dense_weight=1.0),
+        Candidate(alpha=30.0),
+        Candidate(alpha=100.0),
+        Candidate(alpha=300.0),
+        Candidate(alpha=100.0, normalise="none"),
+        Candidate(alpha=100.0, margin=0.2),
+        Candidate(alpha=100.0, dense_weight=1.0),
     )
     folds: int = 3
     min_df: int = 2

@@ -236,3 +236,14 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_cmd)
     app.command("score")(score_cmd)
     app.command("calibrate")(calibrate_cmd)
+
+
+def _standalone() -> None:
+    """`python -m router.cli_classifier ...` before the main CLI registers these commands."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    _standalone()
