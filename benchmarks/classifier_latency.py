@@ -126,8 +126,12 @@ def main() -> None:
     result = per_call(texts, args.repeat)
     result["event_loop"] = asyncio.run(_loop_lag(texts, seconds=3.0, rate=2000.0))
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    result["machine"] = {"python": platform.python_version(), "cpu_affinity": affinity,
-                         "prompts": len(texts), "max_prompt_chars": max(map(len, texts))}
+    result["machine"] = {
+        "python": platform.python_version(),
+        "cpu_affinity": affinity,
+        "prompts": len(texts),
+        "max_prompt_chars": max(map(len, texts)),
+    }
     console = Console()
     table = Table(title=f"difficulty() latency, {result['scorer']}, {result['calls']} calls")
     for col in ("prompt chars", "calls", "p50 ms", "p99 ms"):

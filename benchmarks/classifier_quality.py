@@ -95,16 +95,22 @@ def main() -> None:
     for family, tasks in report["per_task"].items():
         for task, v in tasks.items():
             a = v["apgr"]
-            table.add_row(family, task, str(v["n"]), *(f"{a[k]:.3f}" for k in
-                          ("classifier", "length", "heuristic", "oracle")))
+            table.add_row(
+                family,
+                task,
+                str(v["n"]),
+                *(f"{a[k]:.3f}" for k in ("classifier", "length", "heuristic", "oracle")),
+            )
     console.print(table)
     table = Table(title="Mean APGR over every weaker model vs the reference strong model (dev)")
     for col in ("family", "pairs", "classifier", "length", "heuristic"):
         table.add_column(col)
     summary: dict[str, Any] = {}
     for family, pairs in report["pairs"].items():
-        means = {k: sum(p["apgr"][k] for p in pairs.values()) / len(pairs)
-                 for k in ("classifier", "length", "heuristic")}
+        means = {
+            k: sum(p["apgr"][k] for p in pairs.values()) / len(pairs)
+            for k in ("classifier", "length", "heuristic")
+        }
         summary[family] = {"pairs": len(pairs), **{k: round(v, 4) for k, v in means.items()}}
         table.add_row(family, str(len(pairs)), *(f"{means[k]:.3f}" for k in means))
     report["pairs_mean"] = summary
@@ -124,12 +130,20 @@ def main() -> None:
             res = {r.name: r for r in ev.results}
             full = _apgr(evaluations[list(REFERENCE_PAIRS).index(family)])["classifier"]
             ci = res["classifier"].ci["apgr"]
-            report["loso"][family] = {"n": ev.n, "apgr": res["classifier"].metrics["apgr"],
-                                      "ci": ci, "in_source_apgr": full,
-                                      "length_apgr": res["length"].metrics["apgr"]}
-            table.add_row(family, str(ev.n),
-                          f"{res['classifier'].metrics['apgr']:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]",
-                          f"{full:.3f}", f"{res['length'].metrics['apgr']:.3f}")
+            report["loso"][family] = {
+                "n": ev.n,
+                "apgr": res["classifier"].metrics["apgr"],
+                "ci": ci,
+                "in_source_apgr": full,
+                "length_apgr": res["length"].metrics["apgr"],
+            }
+            table.add_row(
+                family,
+                str(ev.n),
+                f"{res['classifier'].metrics['apgr']:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]",
+                f"{full:.3f}",
+                f"{res['length'].metrics['apgr']:.3f}",
+            )
         console.print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "classifier_quality.json"

@@ -54,7 +54,9 @@ def _canonical_ids(node: Any, ids: dict[int, int]) -> Any:
                 out[key] = ids.setdefault(value, len(ids) + 1)
             elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
                 stem = value[: -len(".npy")]
-                out[key] = f"{ids.setdefault(int(stem), len(ids) + 1)}.npy" if stem.isdigit() else value
+                out[key] = (
+                    f"{ids.setdefault(int(stem), len(ids) + 1)}.npy" if stem.isdigit() else value
+                )
             else:
                 out[key] = _canonical_ids(value, ids)
         return out

@@ -97,7 +97,9 @@ def evaluate(
     texts = [row_text(rows[i]) for i in index]
     w = np.asarray(w_list)
     s = np.asarray(s_list)
-    columns: dict[str, Any] = {name: np.asarray(fn(texts), dtype=float) for name, fn in scorers.items()}
+    columns: dict[str, Any] = {
+        name: np.asarray(fn(texts), dtype=float) for name, fn in scorers.items()
+    }
     columns["random"] = np.zeros(len(texts))
     columns["length"] = np.asarray([len(t) for t in texts], dtype=float)
     columns["oracle"] = s - w

@@ -18,6 +18,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping
+from itertools import pairwise
 
 __all__ = [
     "DENSE_NAMES",
@@ -35,19 +36,92 @@ _WORD = re.compile(r"[a-z0-9_]+")
 _SYMBOL = re.compile(r"[^\sa-z0-9_]")
 _NUMBER = re.compile(r"[0-9]+")
 _CODE = frozenset(
-    "def class function include import return select python java javascript sql code "
-    "implement script bug compile { } ; = < > ` [ ] #".split()
+    [
+        "def",
+        "class",
+        "function",
+        "include",
+        "import",
+        "return",
+        "select",
+        "python",
+        "java",
+        "javascript",
+        "sql",
+        "code",
+        "implement",
+        "script",
+        "bug",
+        "compile",
+        "{",
+        "}",
+        ";",
+        "=",
+        "<",
+        ">",
+        "`",
+        "[",
+        "]",
+        "#",
+    ]
 )
 _MATH = frozenset(
-    "prove proof integral equation theorem probability derivative solve calculate compute "
-    "frac sum sqrt matrix + * / ^ $ \\".split()
+    [
+        "prove",
+        "proof",
+        "integral",
+        "equation",
+        "theorem",
+        "probability",
+        "derivative",
+        "solve",
+        "calculate",
+        "compute",
+        "frac",
+        "sum",
+        "sqrt",
+        "matrix",
+        "+",
+        "*",
+        "/",
+        "^",
+        "$",
+        "\\",
+    ]
 )
 _STEPS = frozenset(
-    "step steps explain why compare analyze analyse design optimize optimise plan evaluate "
-    "first then finally".split()
+    [
+        "step",
+        "steps",
+        "explain",
+        "why",
+        "compare",
+        "analyze",
+        "analyse",
+        "design",
+        "optimize",
+        "optimise",
+        "plan",
+        "evaluate",
+        "first",
+        "then",
+        "finally",
+    ]
 )
 _CONSTRAINTS = frozenset(
-    "must exactly least most without json table format only words sentences".split()
+    [
+        "must",
+        "exactly",
+        "least",
+        "most",
+        "without",
+        "json",
+        "table",
+        "format",
+        "only",
+        "words",
+        "sentences",
+    ]
 )
 
 
@@ -88,7 +162,7 @@ def analyse(text: str) -> tuple[Counter[str], list[float]]:
     symbols = _SYMBOL.findall(lower)
     counts = Counter(words)
     counts.update(symbols)
-    counts.update([a + " " + b for a, b in zip(words, words[1:], strict=False)])
+    counts.update([a + " " + b for a, b in pairwise(words)])
     n_tokens = max(len(words) + len(symbols), 1)
     dense = [
         math.log1p(len(text)),

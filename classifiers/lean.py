@@ -30,7 +30,7 @@ def calibrate(raw: float, quantiles: Sequence[float]) -> float:
         return 1.0
     hi = bisect.bisect_right(quantiles, raw)  # quantiles[hi - 1] <= raw < quantiles[hi]
     low = quantiles[hi - 1]
-    return (hi - 1 + (raw - low) / (quantiles[hi] - low)) / n
+    return float((hi - 1 + (raw - low) / (quantiles[hi] - low)) / n)
 
 
 class LeanScorer:
@@ -44,14 +44,17 @@ class LeanScorer:
         n_vocab = len(tokens)
         coef = model.coef_.tolist()
         self._table: dict[str, tuple[float, float]] = {
-            token: (idf, c) for token, idf, c in zip(tokens, model.idf_.tolist(), coef, strict=False)
+            token: (idf, c)
+            for token, idf, c in zip(tokens, model.idf_.tolist(), coef, strict=False)
         }
         dense_coef = coef[n_vocab:]
         mean = model.dense_mean_.tolist()
         scale = model.dense_scale_.tolist()
         # w * dw * (x - m) / s summed = sum(x * w * dw / s) - sum(w * dw * m / s)
-        self._dense_w = [c * model.dense_weight / s for c, s in zip(dense_coef, scale, strict=True)]
-        self._bias = float(model.intercept_) - sum(
+        self._dense_w: list[float] = [
+            c * model.dense_weight / s for c, s in zip(dense_coef, scale, strict=True)
+        ]
+        self._bias: float = float(model.intercept_) - sum(
             w * m for w, m in zip(self._dense_w, mean, strict=True)
         )
         self.quantiles: tuple[float, ...] = tuple(float(q) for q in quantiles)

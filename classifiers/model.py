@@ -5,8 +5,8 @@ A ridge regression over sublinear TF-IDF token features plus standardised dense 
 scaling and coefficients; ``predict(texts)`` returns the raw (uncalibrated) scores. It follows the
 scikit-learn contract: hyper-parameters are set in ``__init__`` only, ``fit`` returns ``self`` and
 every fitted attribute ends in ``_`` (``tokens_``: the sorted vocabulary; ``idf_``; ``dense_mean_``
-and ``dense_scale_``; ``coef_`` over the tokens then the dense cues; ``intercept_``). The lean serving path, :class:`classifiers.lean.LeanScorer`,
-computes the same numbers without scikit-learn.
+and ``dense_scale_``; ``coef_`` over the tokens then the dense cues; ``intercept_``). The lean
+serving path, :class:`classifiers.lean.LeanScorer`, computes the same numbers without sklearn.
 """
 
 from __future__ import annotations

@@ -86,7 +86,9 @@ def train_files(data_dir: Path) -> list[Path]:
     """The sorted ``*_train.jsonl(.gz)`` files of `data_dir`; DataError if none."""
     if not data_dir.is_dir():
         raise DataError(str(data_dir), "no such data directory")
-    files = sorted(p for p in data_dir.iterdir() if p.name.endswith(("_train.jsonl.gz", "_train.jsonl")))
+    files = sorted(
+        p for p in data_dir.iterdir() if p.name.endswith(("_train.jsonl.gz", "_train.jsonl"))
+    )
     if not files:
         raise DataError(str(data_dir), "no *_train.jsonl.gz files")
     return files
@@ -200,9 +202,7 @@ def train(
     metadata: dict[str, Any] = {
         "name": "tfidf-ridge-v1",
         "format": 1,
-        "training_files": [
-            {"name": p.name, "sha256": file_sha256(p), "rows": n} for p, n in used
-        ],
+        "training_files": [{"name": p.name, "sha256": file_sha256(p), "rows": n} for p, n in used],
         "examples": len(examples),
         "vocabulary": len(model.tokens_),
         "versions": _versions(),

@@ -32,9 +32,7 @@ def _flat(text: str) -> str:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model")
-    result = runner.invoke(
-        _app(), ["train", "--data", str(FIXTURES), "--out", str(out), "--fast"]
-    )
+    result = runner.invoke(_app(), ["train", "--data", str(FIXTURES), "--out", str(out), "--fast"])
     assert result.exit_code == 0, result.output
     return out
 
@@ -54,9 +52,21 @@ def test_train_is_bit_for_bit_across_processes(model_dir: Path, tmp_path: Path) 
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run(
-        [sys.executable, "-c", code, "train", "--data", str(FIXTURES), "--out", str(tmp_path),
-         "--fast"],
-        check=True, capture_output=True, env=env, cwd=Path(__file__).parents[2],
+        [
+            sys.executable,
+            "-c",
+            code,
+            "train",
+            "--data",
+            str(FIXTURES),
+            "--out",
+            str(tmp_path),
+            "--fast",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        cwd=Path(__file__).parents[2],
     )
     for name in ("difficulty.skops", "difficulty.json", "heuristic_reference.json"):
         assert (tmp_path / name).read_bytes() == (model_dir / name).read_bytes(), name
@@ -67,9 +77,23 @@ def test_eval_table_json_and_plot(model_dir: Path, tmp_path: Path) -> None:
     plot = tmp_path / "pgr.png"
     result = runner.invoke(
         _app(),
-        ["eval", "--data", str(DEV), "--weak", "weak-m", "--strong", "strong-m",
-         "--model", str(model_dir), "--json", str(out_json), "--plot", str(plot),
-         "--bootstrap", "50"],
+        [
+            "eval",
+            "--data",
+            str(DEV),
+            "--weak",
+            "weak-m",
+            "--strong",
+            "strong-m",
+            "--model",
+            str(model_dir),
+            "--json",
+            str(out_json),
+            "--plot",
+            str(plot),
+            "--bootstrap",
+            "50",
+        ],
     )
     assert result.exit_code == 0, result.output
     for name in ("APGR", "classifier", "random", "length", "oracle"):
@@ -84,8 +108,18 @@ def test_eval_table_json_and_plot(model_dir: Path, tmp_path: Path) -> None:
 
 def test_eval_unknown_model_lists_the_known_ones(model_dir: Path) -> None:
     result = runner.invoke(
-        _app(), ["eval", "--data", str(DEV), "--weak", "nope", "--strong", "strong-m",
-                 "--model", str(model_dir)],
+        _app(),
+        [
+            "eval",
+            "--data",
+            str(DEV),
+            "--weak",
+            "nope",
+            "--strong",
+            "strong-m",
+            "--model",
+            str(model_dir),
+        ],
     )
     assert result.exit_code == 2
     flat = _flat(result.output)
@@ -136,8 +170,20 @@ def test_calibrate_share_and_quality(model_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "threshold 0.800000" in result.output
     result = runner.invoke(
-        app, ["calibrate", "--quality", "0.95", "--data", str(DEV), "--weak", "weak-m",
-              "--strong", "strong-m", "--model", str(model_dir)],
+        app,
+        [
+            "calibrate",
+            "--quality",
+            "0.95",
+            "--data",
+            str(DEV),
+            "--weak",
+            "weak-m",
+            "--strong",
+            "strong-m",
+            "--model",
+            str(model_dir),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "threshold" in result.output and "frontier share" in result.output

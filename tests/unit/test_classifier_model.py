@@ -137,7 +137,9 @@ def test_calibration_is_monotone_and_bounded() -> None:
     assert values == sorted(values)
 
 
-@pytest.mark.parametrize("scorer", [load_default(), HeuristicScorer()], ids=["trained", "heuristic"])
+@pytest.mark.parametrize(
+    "scorer", [load_default(), HeuristicScorer()], ids=["trained", "heuristic"]
+)
 def test_threshold_for_share(scorer: classifiers.DifficultyScorer) -> None:
     assert threshold_for_share(scorer, 1.0) == 0.0
     assert threshold_for_share(scorer, 0.0) > 1.0
