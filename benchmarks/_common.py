@@ -57,7 +57,7 @@ def show(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> N
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+    Console(width=max(160, Console().width)).print(table)
 
 
 def save(name: str, payload: dict[str, Any]) -> Path:

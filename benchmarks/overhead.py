@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,19 @@ async def one(client: httpx.AsyncClient, url: str, body: bytes, stream: bool) ->
         return elapsed if elapsed is not None else time.perf_counter() - started
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rotated(urls: dict[str, str], i: int) -> list[tuple[str, str]]:
+    """The targets in an order that changes every call, so none always goes first."""
+    items = list(urls.items())
+    k = i % len(items)
+    return items[k:] + items[:k]
+
+
 def bodies(stream: bool) -> list[bytes]:
     return [
         json.dumps(
@@ -81,8 +96,7 @@ async def sequential(urls: dict[str, str], n: int, stream: bool) -> dict[str, li
                 await one(client, url, body, stream)
         for i in range(n):
             body = payloads[i % len(payloads)]
-            order = list(urls.items()) if i % 2 == 0 else list(reversed(urls.items()))
-            for name, url in order:
+            for name, url in rotated(urls, i):
                 samples[name].append(await one(client, url, body, stream))
     return samples
 
@@ -102,8 +116,7 @@ async def concurrent(
                 out.append(await one(client, url, payloads[(offset + j) % len(payloads)], stream))
 
         for r in range(rounds + 1):  # round 0 warms up
-            order = list(urls.items()) if r % 2 == 0 else list(reversed(urls.items()))
-            for name, url in order:
+            for name, url in rotated(urls, r):
                 batch: list[float] = []
                 await asyncio.gather(*(worker(url, c, batch) for c in range(concurrency)))
                 if r:
@@ -111,11 +124,19 @@ async def concurrent(
     return samples
 
 
-def summarise(label: str, samples: dict[str, list[float]]) -> dict[str, Any]:
-    direct, proxy = samples["direct"], samples["proxy"]
+def summarise(label: str, samples: dict[str, list[float]]) -> list[dict[str, Any]]:
+    return [
+        summary(label, target, samples["direct"], proxy)
+        for target, proxy in samples.items()
+        if target != "direct"
+    ]
+
+
+def summary(label: str, target: str, direct: list[float], proxy: list[float]) -> dict[str, Any]:
     ms = 1000.0
     return {
         "scenario": label,
+        "target": target,
         "n": len(proxy),
         "direct_p50_ms": median(direct) * ms,
         "proxy_p50_ms": median(proxy) * ms,
@@ -133,36 +154,55 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved concurrent rounds")
     parser.add_argument("--per-client", type=int, default=20, help="requests per client per round")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument(
+        "--clients",
+        default="aiohttp",
+        help="comma-separated TIERWISE_HTTP_CLIENT values, one proxy each (e.g. aiohttp,httpx)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.rounds, args.per_client = 200, 2, 5
 
-    up_port, px_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    up_port = free_port()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as servers:
         policy = Path(tmp) / "policy.yaml"
         policy.write_text(POLICY.format(base=f"http://127.0.0.1:{up_port}/v1"))
-        with (
-            ServerProcess(upstream_command(up_port), up_port, "/_stats"),
-            ServerProcess(proxy_command(policy, px_port), px_port),
-        ):
-            urls = {
-                "direct": f"http://127.0.0.1:{up_port}/v1/chat/completions",
-                "proxy": f"http://127.0.0.1:{px_port}/v1/chat/completions",
-            }
-            results = []
-            for stream in (False, True):
-                kind = "streamed TTFT" if stream else "non-streamed"
-                print(f"sequential, {kind}: {args.requests} requests per target ...", flush=True)
-                seq = asyncio.run(sequential(urls, args.requests, stream))
-                results.append(summarise(f"sequential, {kind}", seq))
-                print(f"{args.concurrency} concurrent clients, {kind} ...", flush=True)
-                conc = asyncio.run(
-                    concurrent(urls, args.concurrency, args.rounds, args.per_client, stream)
-                )
-                results.append(summarise(f"{args.concurrency} concurrent, {kind}", conc))
+        servers.enter_context(ServerProcess(upstream_command(up_port), up_port, "/_stats"))
+        urls = {"direct": f"http://127.0.0.1:{up_port}/v1/chat/completions"}
+        pids: dict[str, int] = {}
+        for client in clients:
+            port = free_port()
+            env = {"TIERWISE_HTTP_CLIENT": client}
+            server = ServerProcess(proxy_command(policy, port), port, env=env)
+            servers.enter_context(server)
+            assert server.process is not None
+            urls[f"proxy ({client})"] = f"http://127.0.0.1:{port}/v1/chat/completions"
+            pids[f"proxy ({client})"] = server.process.pid
+
+        def measured(label: str, run: Any) -> None:
+            before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+            samples = asyncio.run(run)
+            for row in summarise(label, samples):
+                used = cpu_seconds(pids[row["target"]]) - before[row["target"]]
+                # includes warm-up requests: an upper bound on the proxy's CPU per request
+                row["proxy_cpu_us_per_request"] = used / len(samples[row["target"]]) * 1e6
+                results.append(row)
+
+        results: list[dict[str, Any]] = []
+        for stream in (False, True):
+            kind = "streamed TTFT" if stream else "non-streamed"
+            print(f"sequential, {kind}: {args.requests} requests per target ...", flush=True)
+            measured(f"sequential, {kind}", sequential(urls, args.requests, stream))
+            print(f"{args.concurrency} concurrent clients, {kind} ...", flush=True)
+            measured(
+                f"{args.concurrency} concurrent, {kind}",
+                concurrent(urls, args.concurrency, args.rounds, args.per_client, stream),
+            )
 
     columns = [
         "scenario",
+        "target",
         "n",
         "direct p50",
         "proxy p50",
@@ -170,21 +210,21 @@ def main() -> None:
         "direct p99",
         "proxy p99",
         "added p99",
+        "proxy CPU us/req",
     ]
-    rows = [
-        [
-            r["scenario"],
-            r["n"],
-            r["direct_p50_ms"],
-            r["proxy_p50_ms"],
-            r["added_p50_ms"],
-            r["direct_p99_ms"],
-            r["proxy_p99_ms"],
-            r["added_p99_ms"],
-        ]
-        for r in results
+    keys = [
+        "scenario",
+        "target",
+        "n",
+        "direct_p50_ms",
+        "proxy_p50_ms",
+        "added_p50_ms",
+        "direct_p99_ms",
+        "proxy_p99_ms",
+        "added_p99_ms",
+        "proxy_cpu_us_per_request",
     ]
-    show("tierwise overhead vs direct (ms)", columns, rows)
+    show("tierwise overhead vs direct (ms)", columns, [[r[k] for k in keys] for r in results])
     path = save("overhead", {"args": vars(args), "results": results})
     print(f"wrote {path}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,3 +29,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     log_level: str = "info"
     pool_connections: int = Field(default=512, gt=0, description="upstream connection pool size")
+    http_client: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp", description="library for the OpenAI-compatible fast path"
+    )

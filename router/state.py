@@ -59,5 +59,5 @@ def build_state(settings: Settings) -> ProxyState:
     keys = KeyChecker(policy.access)
     scorer = load_default()
     threshold = resolve_threshold(policy, scorer)
-    upstreams = build_upstreams(policy, settings.pool_connections)
+    upstreams = build_upstreams(policy, settings.pool_connections, settings.http_client)
     return ProxyState(settings, policy, source, scorer, threshold, keys, upstreams)

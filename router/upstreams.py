@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from policies import Policy, Tier
 from router.openai_upstream import OpenAIUpstream
+from router.sender import Sender, SenderConfig
 from router.upstream import Upstream
 
-__all__ = ["OPENAI_COMPATIBLE", "build_upstreams", "uses_fast_path"]
+__all__ = ["OPENAI_COMPATIBLE", "HttpClient", "build_upstreams", "make_sender", "uses_fast_path"]
+
+HttpClient = Literal["aiohttp", "httpx"]
 
 # litellm provider prefix -> default API base for providers that speak OpenAI's wire format.
 # `None` means the tier must give `api_base` (self-hosted servers).
@@ -43,7 +47,20 @@ def uses_fast_path(tier: Tier) -> bool:
     return not provider and tier.api_base is not None
 
 
-def build_upstreams(policy: Policy, pool_size: int = 512) -> dict[str, Upstream]:
+def make_sender(config: SenderConfig, http_client: HttpClient) -> Sender:
+    """The pooled HTTP sender for one upstream URL, from the library `http_client` names."""
+    if http_client == "httpx":
+        from router.httpx_sender import HttpxSender
+
+        return HttpxSender(config)
+    from router.aiohttp_sender import AiohttpSender
+
+    return AiohttpSender(config)
+
+
+def build_upstreams(
+    policy: Policy, pool_size: int = 512, http_client: HttpClient = "aiohttp"
+) -> dict[str, Upstream]:
     """One upstream per tier. API keys are read from the env vars the tiers name, now."""
     upstreams: dict[str, Upstream] = {}
     for name, tier in policy.tiers.items():
@@ -53,14 +70,24 @@ def build_upstreams(policy: Policy, pool_size: int = 512) -> dict[str, Upstream]
             base = tier.api_base or OPENAI_COMPATIBLE.get(provider)
             if base is None:
                 raise ValueError(f"tiers.{name}.api_base: required for model {tier.model!r}")
+            headers = [
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+            ]
+            if api_key:
+                headers.append(("authorization", f"Bearer {api_key}"))
+            config = SenderConfig(
+                tier=name,
+                url=f"{base}/chat/completions",
+                headers=headers,
+                timeout_s=tier.timeout_s,
+                connect_timeout_s=tier.connect_timeout_s,
+                pool_size=pool_size,
+            )
             upstreams[name] = OpenAIUpstream(
                 name,
                 model_name if provider in OPENAI_COMPATIBLE else tier.model,
-                base,
-                api_key,
-                tier.timeout_s,
-                tier.connect_timeout_s,
-                pool_size,
+                make_sender(config, http_client),
             )
         else:
             from router.litellm_upstream import LiteLLMUpstream

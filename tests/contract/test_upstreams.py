@@ -1,6 +1,6 @@
 """One contract over every `Upstream` implementation, each against the real fake server.
 
-- `OpenAIUpstream`: the httpx fast path (OpenAI wire format).
+- `OpenAIUpstream`: the fast path (OpenAI wire format), over aiohttp and over httpx.
 - `LiteLLMUpstream` with `anthropic/...`: litellm translating to Anthropic's Messages API.
 - `LiteLLMUpstream` with `openai/...`: litellm speaking OpenAI's format.
 """
@@ -8,38 +8,51 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from router.errors import UpstreamError
+from router.errors import UpstreamError, UpstreamTimeout
 from router.fakes.processes import ServerProcess
 from router.litellm_upstream import LiteLLMUpstream
 from router.openai_upstream import OpenAIUpstream
+from router.sender import SenderConfig
 from router.upstream import Reply, Upstream
+from router.upstreams import HttpClient, make_sender
 
 
-def _fast(fake: ServerProcess) -> Upstream:
-    return OpenAIUpstream("t", "m1", f"{fake.url}/v1", None, 10.0, 2.0)
+def _fast_path(client: HttpClient) -> Callable[[ServerProcess, float], Upstream]:
+    def make(fake: ServerProcess, timeout_s: float) -> Upstream:
+        config = SenderConfig(
+            "t",
+            f"{fake.url}/v1/chat/completions",
+            [("content-type", "application/json")],
+            timeout_s,
+            2.0,
+            8,
+        )
+        return OpenAIUpstream("t", "m1", make_sender(config, client))
+
+    return make
 
 
-def _litellm_anthropic(fake: ServerProcess) -> Upstream:
-    return LiteLLMUpstream("t", "anthropic/claude-test", fake.url, "fake-key", 10.0)
+def _litellm_anthropic(fake: ServerProcess, timeout_s: float) -> Upstream:
+    return LiteLLMUpstream("t", "anthropic/claude-test", fake.url, "fake-key", timeout_s)
 
 
-def _litellm_openai(fake: ServerProcess) -> Upstream:
-    return LiteLLMUpstream("t", "openai/m1", f"{fake.url}/v1", "fake-key", 10.0)
+def _litellm_openai(fake: ServerProcess, timeout_s: float) -> Upstream:
+    return LiteLLMUpstream("t", "openai/m1", f"{fake.url}/v1", "fake-key", timeout_s)
 
 
 @pytest.fixture(
-    params=[_fast, _litellm_anthropic, _litellm_openai],
-    ids=["openai-fast-path", "litellm-anthropic", "litellm-openai"],
+    params=[_fast_path("aiohttp"), _fast_path("httpx"), _litellm_anthropic, _litellm_openai],
+    ids=["fast-path-aiohttp", "fast-path-httpx", "litellm-anthropic", "litellm-openai"],
 )
 async def upstream(
     request: pytest.FixtureRequest, fake_upstream: ServerProcess
 ) -> AsyncIterator[Upstream]:
-    made: Upstream = request.param(fake_upstream)
+    made: Upstream = request.param(fake_upstream, 1.0)
     yield made
     await made.aclose()
 
@@ -90,3 +103,17 @@ async def test_client_error_comes_back_as_reply(upstream: Upstream) -> None:
     reply = await upstream.complete(_body("[[status:400]]"))
     assert reply.status == 400
     assert "error" in json.loads(reply.body)
+
+
+async def test_slow_answer_times_out(upstream: Upstream) -> None:
+    with pytest.raises(UpstreamTimeout):
+        await upstream.complete(_body("[[sleep:3]]"))
+
+
+async def test_unreachable_upstream_is_an_upstream_error() -> None:
+    dead = ServerProcess(["true"], 9)  # nothing listens on the discard port
+    for factory in (_fast_path("aiohttp"), _fast_path("httpx")):
+        made = factory(dead, 1.0)
+        with pytest.raises(UpstreamError):
+            await made.complete(_body("hi"))
+        await made.aclose()
