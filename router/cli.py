@@ -155,6 +155,9 @@ def policy_default() -> None:
 
 
 def main() -> None:
+    from router.cli_classifier import register
+
+    register(app)
     app()
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from classifiers import DifficultyScorer, load_default
-from policies import DEFAULT_THRESHOLD, Policy, PolicyError, default_policy_path, load_policy
+from classifiers import DifficultyScorer, load_default, threshold_for_share
+from policies import DEFAULT_THRESHOLD, Policy, default_policy_path, load_policy
 from router.auth import KeyChecker
 from router.settings import Settings
 from router.upstream import Upstream
@@ -42,15 +42,7 @@ def resolve_threshold(policy: Policy, scorer: DifficultyScorer) -> float:
         return routing.threshold
     if routing.target_frontier_share is None:
         return DEFAULT_THRESHOLD
-    import classifiers
-
-    calibrate = getattr(classifiers, "threshold_for_share", None)
-    if calibrate is None:
-        raise PolicyError(
-            "<policy>",
-            [("routing.target_frontier_share", "needs a classifier with a reference distribution")],
-        )
-    return float(calibrate(scorer, routing.target_frontier_share))
+    return threshold_for_share(scorer, routing.target_frontier_share)
 
 
 def build_state(settings: Settings) -> ProxyState:
