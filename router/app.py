@@ -19,6 +19,7 @@ from starlette.routing import Route
 from policies import AUTO
 from router.chat import chat_completions
 from router.errors import ProxyError, error_body, error_response
+from router.fast_dispatch import FastDispatch
 from router.settings import Settings
 from router.state import ProxyState, build_state
 
@@ -70,7 +71,7 @@ async def _any_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> FastDispatch:
     """Build the ASGI app. Config errors (`PolicyError`, `AccessConfigError`) raise here, before
     anything listens, so the CLI can report them."""
     settings = settings or Settings()
@@ -94,9 +95,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.proxy = state
-    return app
+    return FastDispatch(app, {("POST", "/v1/chat/completions"): chat_completions})
 
 
-def create_app_from_env() -> Starlette:
+def create_app_from_env() -> FastDispatch:
     """Factory for `uvicorn --factory` / several workers: settings from `TIERWISE_*`."""
     return create_app(Settings())

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from classifiers import scoring_text
 from policies import Decision, UnknownModel, decide
-from router.errors import ProxyError, error_body, error_response
+from router.errors import ProxyError, error_response
+from router.relay import RelayResponse
 from router.requests import parse_chat_request, read_body
-from router.upstream import Reply, Stream
+from router.upstream import Reply
 
 if TYPE_CHECKING:
     from router.state import ProxyState
@@ -41,19 +41,7 @@ def decision_headers(decision: Decision, request_id: str) -> dict[str, str]:
     }
 
 
-async def _relay(stream: Stream) -> AsyncIterator[bytes]:
-    """Pass stream bytes through; a mid-stream failure ends it with an SSE error event."""
-    try:
-        async for chunk in stream:
-            yield chunk
-    except ProxyError as exc:
-        log.warning("stream from tier failed mid-way: %s", exc.message)
-        yield b"data: " + error_body(exc.status, exc.message, exc.type, exc.code) + b"\n\n"
-    finally:
-        await stream.aclose()
-
-
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> Response | RelayResponse:
     state: ProxyState = request.app.state.proxy
     request_id = uuid.uuid4().hex
     headers = {"x-tierwise-request-id": request_id}
@@ -69,9 +57,7 @@ async def chat_completions(request: Request) -> Response:
             opened = await upstream.stream(body)
             if isinstance(opened, Reply):
                 return Response(opened.body, opened.status, headers, "application/json")
-            return StreamingResponse(
-                _relay(opened), media_type="text/event-stream", headers=headers | _SSE_HEADERS
-            )
+            return RelayResponse(opened, headers | _SSE_HEADERS)
         reply = await upstream.complete(body)
         return Response(reply.body, reply.status, headers, "application/json")
     except Exception as exc:
