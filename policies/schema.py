@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,6 +18,7 @@ __all__ = [
     "AlertRule",
     "AlertSink",
     "Budget",
+    "Logging",
     "Policy",
     "Price",
     "Routing",
@@ -39,16 +41,46 @@ class Price(_Strict):
 
 
 class Tier(_Strict):
-    """One upstream model the proxy can route to."""
+    """One upstream model the proxy can route to.
+
+    Price it per token (`price`), or, for a GPU you pay by the hour, with `gpu_hour_usd` and the
+    tokens per second the server sustains (`throughput_tokens_per_s`): every token then costs
+    `gpu_hour_usd / 3600 / throughput_tokens_per_s`.
+    """
 
     model: str = Field(min_length=1, description="litellm-style model string, e.g. openai/qwen2.5")
     api_base: str | None = None
     api_key_env: str | None = None
-    price: Price = Price(input_per_mtok=0, output_per_mtok=0)
+    price: Price | None = None
+    gpu_hour_usd: float | None = Field(default=None, ge=0)
+    throughput_tokens_per_s: float | None = Field(default=None, gt=0)
     local: bool = False
     adapter: Literal["auto", "openai", "litellm"] = "auto"
     timeout_s: float = Field(default=600.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    max_output_tokens: int = Field(
+        default=4096,
+        gt=0,
+        description="worst-case output used to reserve budget when a request sets no max_tokens "
+        "(tierwise then sends this cap upstream so the reservation holds)",
+    )
+
+    @model_validator(mode="after")
+    def _one_price(self) -> Tier:
+        if self.gpu_hour_usd is not None:
+            if self.price is not None:
+                raise ValueError("set either price or gpu_hour_usd, not both")
+            if self.throughput_tokens_per_s is None:
+                raise ValueError("gpu_hour_usd needs throughput_tokens_per_s")
+        return self
+
+    @property
+    def effective_price(self) -> Price:
+        """USD per million tokens, derived from the GPU hour when that is how it is priced."""
+        if self.gpu_hour_usd is not None and self.throughput_tokens_per_s:
+            per_mtok = self.gpu_hour_usd / 3600 / self.throughput_tokens_per_s * 1e6
+            return Price(input_per_mtok=per_mtok, output_per_mtok=per_mtok)
+        return self.price or Price(input_per_mtok=0, output_per_mtok=0)
 
     @field_validator("api_base")
     @classmethod
@@ -78,7 +110,17 @@ class Routing(_Strict):
 
 
 class Budget(_Strict):
-    """A spend limit over a calendar window (enforced by the ledger)."""
+    """A spend limit over a calendar window (enforced by the ledger).
+
+    - `scope`: `global` (all traffic), `key` (each caller key separately), `team` (each team of
+      `access.teams` separately), `tier` (each tier separately, or only `tier` when set);
+    - `window`: calendar `hour`, `day`, `week` (from Monday) or `month` in `timezone`;
+    - `on_exhausted`: `reject` answers 429; `cheap_only` sends requests that no longer fit to the
+      cheap tier instead (the cheap tier's cost keeps counting but is never refused by it);
+    - `soft_limit_usd`: past it, `auto` requests stop going to the frontier (pinned ones still
+      may, up to the hard limit);
+    - `pacing`: raise the routing threshold smoothly when spend is on course to pass the limit.
+    """
 
     scope: Literal["global", "key", "team", "tier"]
     window: Literal["hour", "day", "week", "month"]
@@ -87,6 +129,34 @@ class Budget(_Strict):
     on_exhausted: Literal["cheap_only", "reject"] = "reject"
     tier: str | None = None
     name: str | None = None
+    timezone: str = "UTC"
+    pacing: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name like Europe/Paris)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> Budget:
+        if self.soft_limit_usd is not None and self.soft_limit_usd > self.limit_usd:
+            raise ValueError("soft_limit_usd must not exceed limit_usd")
+        if self.tier is not None and self.scope != "tier":
+            raise ValueError("tier: only for scope 'tier'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The budget's name: `name`, else `scope-window` (plus `-tier` when set)."""
+        if self.name:
+            return self.name
+        return "-".join(p for p in (self.scope, self.window, self.tier) if p)
 
 
 class AlertSink(_Strict):
@@ -110,10 +180,24 @@ class AlertRule(_Strict):
 
 
 class Access(_Strict):
-    """Who may call the proxy."""
+    """Who may call the proxy.
+
+    `keys_env` names an env var holding comma-separated keys, each optionally labelled
+    `label=key` (the label names the caller in logs and key budgets; unlabelled keys are named
+    `key-` + the first 8 hex digits of their SHA-256). `teams` groups labels for team budgets.
+    `admin_keys_env` names the env var with the key(s) for `/admin`.
+    """
 
     open: bool = False
     keys_env: str | None = "TIERWISE_API_KEYS"
+    admin_keys_env: str | None = "TIERWISE_ADMIN_KEYS"
+    teams: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Logging(_Strict):
+    """What the request log keeps. Prompt text is off unless asked for."""
+
+    prompts: bool = False
 
 
 class Policy(_Strict):
@@ -122,6 +206,7 @@ class Policy(_Strict):
     budgets: list[Budget] = Field(default_factory=list)
     alerts: list[AlertRule] = Field(default_factory=list)
     access: Access = Access()
+    logging: Logging = Logging()
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -143,7 +228,13 @@ class Policy(_Strict):
                 )
             if alias in self.tiers or alias == AUTO:
                 raise ValueError(f"routing.aliases.{alias}: shadows a tier or 'auto'")
+        labels: set[str] = set()
         for i, budget in enumerate(self.budgets):
             if budget.tier is not None and budget.tier not in self.tiers:
                 raise ValueError(f"budgets.{i}.tier: no tier named {budget.tier!r}")
+            if budget.label in labels:
+                raise ValueError(
+                    f"budgets.{i}: a second budget named {budget.label!r}; give it a `name`"
+                )
+            labels.add(budget.label)
         return self
