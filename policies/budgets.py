@@ -26,7 +26,9 @@ __all__ = [
     "micros",
     "paced_threshold",
     "pacing_ratio",
+    "projected_spend",
     "prompt_token_bound",
+    "report_lines",
     "reservation_micros",
     "window_of",
 ]
@@ -171,6 +173,35 @@ def lines_for(
             )
         )
     return lines
+
+
+def report_lines(policy: Policy, callers: Sequence[str], now: float) -> list[BudgetLine]:
+    """Every budget line worth reporting now: global, each tier, each known caller and team."""
+    teams = sorted(policy.access.teams)
+    lines: list[BudgetLine] = []
+    for i, budget in enumerate(policy.budgets):
+        if budget.scope == "global":
+            subjects = ["all"]
+        elif budget.scope == "key":
+            subjects = list(callers) or ["anonymous"]
+        elif budget.scope == "team":
+            subjects = teams
+        else:
+            subjects = [budget.tier] if budget.tier else list(policy.tiers)
+        window = window_of(budget.window, budget.timezone, now)
+        hard = micros(budget.limit_usd)
+        soft = micros(budget.soft_limit_usd) if budget.soft_limit_usd else None
+        for subject in subjects:
+            key = f"{budget.label}|{subject}|{window.id}"
+            lines.append(BudgetLine(key, i, budget.label, subject, hard, hard, soft, window))
+    return lines
+
+
+def projected_spend(spent: int, window: Window, now: float, min_elapsed: float = 0.05) -> int:
+    """End-of-window spend if the average rate so far continues."""
+    length = window.end - window.start
+    elapsed = max(now - window.start, min_elapsed * length)
+    return round(spent * length / elapsed)
 
 
 def pacing_ratio(

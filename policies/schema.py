@@ -18,6 +18,7 @@ __all__ = [
     "AlertRule",
     "AlertSink",
     "Budget",
+    "LedgerPolicy",
     "Logging",
     "Policy",
     "Price",
@@ -194,6 +195,19 @@ class Access(_Strict):
     teams: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class LedgerPolicy(_Strict):
+    """What to do when the budget ledger (e.g. Redis) cannot be reached.
+
+    `cheap_only` (default, fail closed for the frontier): requests go to the cheap tier,
+    unmetered, and pinned frontier requests too; `reject`: every metered request answers 503;
+    `allow`: requests pass unmetered (budgets are not enforced until the ledger is back).
+    `lease_s`: how long a reservation holds before it expires (default: the tier's timeout + 60 s).
+    """
+
+    on_unavailable: Literal["cheap_only", "reject", "allow"] = "cheap_only"
+    lease_s: float | None = Field(default=None, gt=0)
+
+
 class Logging(_Strict):
     """What the request log keeps. Prompt text is off unless asked for."""
 
@@ -207,6 +221,7 @@ class Policy(_Strict):
     alerts: list[AlertRule] = Field(default_factory=list)
     access: Access = Access()
     logging: Logging = Logging()
+    ledger: LedgerPolicy = LedgerPolicy()
 
     @model_validator(mode="after")
     def _references(self) -> Policy:

@@ -1,19 +1,32 @@
-"""Access control from the policy's `access` block: open (development) or static keys."""
+"""Access control from the policy's `access` block: open (development) or static keys.
+
+Keys come from the env var named by `access.keys_env`, comma-separated, each optionally
+labelled `label=key`. A caller is known by its label (never by the key itself), and its team by
+`access.teams`. Admin keys (for `/admin`) come from `access.admin_keys_env`.
+"""
 
 from __future__ import annotations
 
 import hmac
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from policies import Access
-from router.errors import Unauthorized
+from policies.budgets import key_label
+from router.errors import Forbidden, Unauthorized
 
-__all__ = ["AccessConfigError", "KeyChecker", "caller_key"]
+__all__ = ["AccessConfigError", "Caller", "KeyChecker", "caller_key", "parse_keys"]
 
 
 class AccessConfigError(RuntimeError):
     """The policy demands keys but gives no usable source: the proxy must not start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    label: str | None  # None: open access and no key sent
+    team: str | None
 
 
 def caller_key(headers: Mapping[str, str]) -> str | None:
@@ -27,13 +40,32 @@ def caller_key(headers: Mapping[str, str]) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
+def parse_keys(raw: str) -> dict[str, str]:
+    """`"alice=sk-1, sk-2"` -> {"sk-1": "alice", "sk-2": "key-<sha256[:8]>"}."""
+    keys: dict[str, str] = {}
+    for entry in raw.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        label, sep, key = entry.partition("=")
+        if sep and label.strip() and key.strip():
+            keys[key.strip()] = label.strip()
+        else:
+            keys[entry] = key_label(entry)
+    return keys
+
+
 class KeyChecker:
     """Admits a request when access is open or its key is one of the configured static keys."""
 
     def __init__(self, access: Access, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.open = access.open
-        self._keys: tuple[bytes, ...] = ()
+        self._keys: dict[bytes, str] = {}
+        self._teams = {label: team for team, labels in access.teams.items() for label in labels}
+        admin_raw = env.get(access.admin_keys_env, "") if access.admin_keys_env else ""
+        self._admin = tuple(k.encode() for k in parse_keys(admin_raw))
+        self.admin_source = access.admin_keys_env
         if access.open:
             return
         if not access.keys_env:
@@ -42,26 +74,50 @@ class KeyChecker:
                 "proxy. Set access.keys_env (e.g. TIERWISE_API_KEYS) and export comma-separated "
                 "keys in it, or set access.open: true for local development."
             )
-        raw = env.get(access.keys_env, "")
-        keys = tuple(k.strip().encode() for k in raw.split(",") if k.strip())
+        keys = parse_keys(env.get(access.keys_env, ""))
         if not keys:
             raise AccessConfigError(
                 f"access.open is false but the env var {access.keys_env} holds no keys. "
-                f"Export {access.keys_env}=key1,key2 before starting, or set access.open: true "
-                f"for local development."
+                f"Export {access.keys_env}=key1,key2 (or label=key) before starting, or set "
+                f"access.open: true for local development."
             )
-        self._keys = keys
+        self._keys = {k.encode(): label for k, label in keys.items()}
 
-    def check(self, headers: Mapping[str, str]) -> str | None:
-        """The caller's key (None when open and no key was sent); raises `Unauthorized`."""
+    @property
+    def labels(self) -> list[str]:
+        """Every configured caller label (for reports)."""
+        return sorted(set(self._keys.values()))
+
+    def team_of(self, label: str | None) -> str | None:
+        return self._teams.get(label) if label else None
+
+    def check(self, headers: Mapping[str, str]) -> Caller:
+        """The caller; raises `Unauthorized` for a missing or unknown key when access is closed."""
         key = caller_key(headers)
-        if self.open:
-            return key
         if key is None:
+            if self.open:
+                return Caller(None, None)
             raise Unauthorized(
                 "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
             )
         given = key.encode()
-        if not any(hmac.compare_digest(given, k) for k in self._keys):
-            raise Unauthorized("invalid API key")
-        return key
+        for known, label in self._keys.items():
+            if hmac.compare_digest(given, known):
+                return Caller(label, self._teams.get(label))
+        if self.open:
+            label = key_label(key)
+            return Caller(label, self._teams.get(label))
+        raise Unauthorized("invalid API key")
+
+    def check_admin(self, headers: Mapping[str, str]) -> None:
+        """Admin endpoints: a key from `access.admin_keys_env` is required (even when open)."""
+        if not self._admin:
+            raise Forbidden(
+                f"the admin API is disabled: export admin key(s) in {self.admin_source} "
+                "(access.admin_keys_env) and restart"
+            )
+        key = caller_key(headers)
+        if key is None:
+            raise Unauthorized("missing admin key")
+        if not any(hmac.compare_digest(key.encode(), k) for k in self._admin):
+            raise Unauthorized("invalid admin key")

@@ -11,6 +11,9 @@ from policies import PolicyError, UnknownModel
 __all__ = [
     "BadRequest",
     "BodyTooLarge",
+    "BudgetExhausted",
+    "Forbidden",
+    "LedgerDown",
     "ProxyError",
     "Unauthorized",
     "UpstreamError",
@@ -38,6 +41,33 @@ class BadRequest(ProxyError):
 
 class Unauthorized(ProxyError):
     status, type, code = 401, "authentication_error", "invalid_api_key"
+
+
+class Forbidden(ProxyError):
+    status, type, code = 403, "permission_error", "forbidden"
+
+
+class BudgetExhausted(ProxyError):
+    """A budget cannot take this request (`on_exhausted: reject`): HTTP 429, budget named."""
+
+    status, type, code = 429, "budget_exceeded", "budget_exhausted"
+
+    def __init__(self, budget: str, subject: str, window: str, spent: int, limit: int) -> None:
+        super().__init__(
+            f"budget {budget!r} ({subject}, window {window}) is exhausted: "
+            f"spent ${spent / 1e6:.4f} of ${limit / 1e6:.2f} (reservations included)"
+        )
+        self.budget = budget
+        self.subject = subject
+        self.window = window
+        self.spent = spent
+        self.limit = limit
+
+
+class LedgerDown(ProxyError):
+    """The budget ledger is unreachable and the policy says to refuse this request."""
+
+    status, type, code = 503, "server_error", "ledger_unavailable"
 
 
 class BodyTooLarge(ProxyError):

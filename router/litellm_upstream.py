@@ -37,8 +37,11 @@ class LiteLLMStream:
 
     status = 200
 
-    def __init__(self, chunks: Any, tier: str, timeout_s: float, litellm: ModuleType) -> None:
+    def __init__(
+        self, chunks: Any, tier: str, timeout_s: float, litellm: ModuleType, strip_usage: bool
+    ) -> None:
         self._chunks = chunks
+        self._strip_usage = strip_usage
         self._tier = tier
         self._timeout_s = timeout_s
         self._litellm = litellm
@@ -51,6 +54,8 @@ class LiteLLMStream:
                 found = usage_from(payload)
                 if found is not None:
                     self.usage = found
+                    if self._strip_usage and not payload.get("choices"):
+                        continue
                 yield b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
         except self._litellm.Timeout:
             raise UpstreamTimeout(self._tier, self._timeout_s) from None
@@ -115,12 +120,14 @@ class LiteLLMUpstream:
         payload = response.model_dump(exclude_none=True)
         return Reply(200, response.model_dump_json(exclude_none=True).encode(), usage_from(payload))
 
-    async def stream(self, body: dict[str, Any]) -> LiteLLMStream | Reply:
+    async def stream(
+        self, body: dict[str, Any], strip_usage: bool = False
+    ) -> LiteLLMStream | Reply:
         try:
             chunks = await self._call(body, stream=True)
         except Exception as exc:
             return self._failure(exc)
-        return LiteLLMStream(chunks, self.tier, self._timeout_s, self._litellm)
+        return LiteLLMStream(chunks, self.tier, self._timeout_s, self._litellm, strip_usage)
 
     async def aclose(self) -> None:
         """litellm owns its clients; nothing to release per upstream."""

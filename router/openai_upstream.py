@@ -11,7 +11,7 @@ from typing import Any
 
 from router.errors import UpstreamError
 from router.sender import RawResponse, Sender
-from router.upstream import Reply, Usage, UsageSniffer, usage_from
+from router.upstream import Reply, Usage, UsageTap, usage_from
 
 __all__ = ["OpenAIStream", "OpenAIUpstream"]
 
@@ -19,21 +19,24 @@ __all__ = ["OpenAIStream", "OpenAIUpstream"]
 class OpenAIStream:
     """Raw SSE bytes of an open upstream response."""
 
-    def __init__(self, response: RawResponse) -> None:
+    def __init__(self, response: RawResponse, strip_usage: bool = False) -> None:
         self._response = response
-        self._sniffer = UsageSniffer()
+        self._tap = UsageTap(strip_usage)
         self.status = response.status
 
     @property
     def usage(self) -> Usage | None:
-        return self._sniffer.usage
+        return self._tap.usage
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        feed = self._sniffer.feed
+        feed = self._tap.feed
         async for chunk in self._response.iter_raw():
-            feed(chunk)
-            yield chunk
-        self._sniffer.finish()
+            out = feed(chunk)
+            if out:
+                yield out
+        rest = self._tap.finish()
+        if rest:
+            yield rest
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -77,7 +80,7 @@ class OpenAIUpstream:
                 raise UpstreamError(self.tier, "answer is not JSON") from None
         return Reply(response.status, content, usage)
 
-    async def stream(self, body: dict[str, Any]) -> OpenAIStream | Reply:
+    async def stream(self, body: dict[str, Any], strip_usage: bool = False) -> OpenAIStream | Reply:
         """An open stream, or a `Reply` when the upstream refused with a 4xx before streaming."""
         response = await self._post(body)
         if response.status != 200:
@@ -89,7 +92,7 @@ class OpenAIUpstream:
                 await response.aclose()
             self._check(response.status)
             return Reply(response.status, content)
-        return OpenAIStream(response)
+        return OpenAIStream(response, strip_usage)
 
     async def aclose(self) -> None:
         await self._sender.aclose()

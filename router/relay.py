@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -24,8 +24,15 @@ log = logging.getLogger("tierwise")
 class RelayResponse:
     """An ASGI response relaying an open upstream `Stream`; closes it whatever happens."""
 
-    def __init__(self, stream: Stream, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        headers: Mapping[str, str],
+        on_done: Callable[[bool], None] | None = None,
+    ) -> None:
+        """`on_done(completed)` runs once at the end, whether the stream completed or not."""
         self._stream = stream
+        self._on_done = on_done
         self._headers = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
             (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
         ]
@@ -63,6 +70,9 @@ class RelayResponse:
             if task is not None:
                 task.uncancel()  # the client left: a normal end for us, not a cancellation
         finally:
+            completed = state["done"] and not state["gone"]
             state["done"] = True
             watcher.cancel()
             await self._stream.aclose()
+            if self._on_done is not None:
+                self._on_done(completed)

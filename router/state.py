@@ -1,12 +1,19 @@
-"""What a running proxy holds: settings, policy, scorer, resolved threshold, keys, upstreams."""
+"""What a running proxy holds: settings, policy, scorer, resolved threshold, keys, upstreams,
+the budget gate and its store, and the background tasks (settlements) still running."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from classifiers import DifficultyScorer, load_default, threshold_for_share
 from policies import DEFAULT_THRESHOLD, Policy, default_policy_path, load_policy
 from router.auth import KeyChecker
+from router.budgeting import BudgetGate
+from router.ledger import Store, open_store
 from router.settings import Settings
 from router.upstream import Upstream
 from router.upstreams import build_upstreams
@@ -23,10 +30,22 @@ class ProxyState:
     threshold: float
     keys: KeyChecker
     upstreams: dict[str, Upstream]
+    store: Store
+    gate: BudgetGate
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` after the response without losing it: kept until done, awaited at close."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def aclose(self) -> None:
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=10)
         for upstream in self.upstreams.values():
             await upstream.aclose()
+        await self.store.aclose()
 
 
 def load_settings_policy(settings: Settings) -> tuple[Policy, str]:
@@ -46,10 +65,14 @@ def resolve_threshold(policy: Policy, scorer: DifficultyScorer) -> float:
 
 
 def build_state(settings: Settings) -> ProxyState:
-    """Everything the app needs; raises `PolicyError` / `AccessConfigError` for bad config."""
+    """Everything the app needs; raises `PolicyError` / `AccessConfigError` / `ValueError` (a
+    bad ledger URL) for bad config."""
     policy, source = load_settings_policy(settings)
     keys = KeyChecker(policy.access)
     scorer = load_default()
     threshold = resolve_threshold(policy, scorer)
+    store = open_store(settings.ledger_url)
     upstreams = build_upstreams(policy, settings.pool_connections, settings.http_client)
-    return ProxyState(settings, policy, source, scorer, threshold, keys, upstreams)
+    gate = BudgetGate(policy, store.ledger)
+    logging.getLogger("tierwise").info("ledger and request log: %s", settings.ledger_url)
+    return ProxyState(settings, policy, source, scorer, threshold, keys, upstreams, store, gate)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Reply", "Stream", "Upstream", "Usage", "UsageSniffer", "usage_from"]
+__all__ = ["Reply", "Stream", "Upstream", "Usage", "UsageTap", "usage_from"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,48 +60,58 @@ class Upstream(Protocol):
 
     async def complete(self, body: dict[str, Any]) -> Reply: ...
 
-    async def stream(self, body: dict[str, Any]) -> Stream | Reply: ...
+    async def stream(self, body: dict[str, Any], strip_usage: bool = False) -> Stream | Reply:
+        """`strip_usage`: drop the usage-only chunk (the caller asked for usage only for
+        billing, not on behalf of its client)."""
+        ...
 
     async def aclose(self) -> None: ...
 
 
-class UsageSniffer:
-    """Finds the usage object in a passing SSE byte stream without re-encoding anything.
+class UsageTap:
+    """Reads the usage object out of a passing SSE byte stream, and can drop the usage-only
+    event (`"choices": []`) for clients that did not ask for it.
 
-    Only chunks that contain `"usage"` are parsed (OpenAI sends usage in the last chunk when
-    `stream_options.include_usage` is set, and some servers send it on every chunk).
+    tierwise always asks streaming upstreams for usage (`stream_options.include_usage`) so that
+    every stream is billed from real token counts. Only chunks containing `"usage"` are parsed;
+    all others pass through untouched, as the same bytes object.
     """
 
-    __slots__ = ("_pending", "usage")
+    __slots__ = ("_pending", "strip", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, strip: bool = False) -> None:
         self._pending = b""
+        self.strip = strip
         self.usage: Usage | None = None
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> bytes:
         if not self._pending and b'"usage"' not in chunk:
-            return
-        data = self._pending + chunk
-        events = data.split(b"\n\n")
+            return chunk
+        events = (self._pending + chunk).split(b"\n\n")
         self._pending = events.pop()
-        if len(self._pending) > 1 << 20:  # a runaway event: give up on it
+        if len(self._pending) > 1 << 20:  # a runaway event: pass it on unparsed
+            events.append(self._pending)
             self._pending = b""
-        for event in events:
-            self._parse(event)
+        return b"".join(e + b"\n\n" for e in events if self._keep(e))
 
-    def finish(self) -> None:
-        if self._pending:
-            self._parse(self._pending)
-            self._pending = b""
+    def finish(self) -> bytes:
+        """What is still held back at the end of the stream."""
+        rest, self._pending = self._pending, b""
+        return rest if rest and self._keep(rest) else b""
 
-    def _parse(self, event: bytes) -> None:
+    def _keep(self, event: bytes) -> bool:
         if b'"usage"' not in event:
-            return
+            return True
         for line in event.splitlines():
-            if line.startswith(b"data:"):
-                try:
-                    found = usage_from(json.loads(line[5:]))
-                except ValueError:
-                    continue
-                if found is not None:
-                    self.usage = found
+            if not line.startswith(b"data:"):
+                continue
+            try:
+                payload = json.loads(line[5:])
+            except ValueError:
+                return True
+            found = usage_from(payload)
+            if found is None:
+                return True
+            self.usage = found
+            return not (self.strip and payload.get("choices") == [])
+        return True

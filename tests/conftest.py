@@ -89,6 +89,7 @@ def start_proxy(tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> Ite
     def start(policy: Path, env: dict[str, str] | None = None) -> ServerProcess:
         port = free_port()
         log = logs_dir / f"proxy_{port}.log"
+        env = {"TIERWISE_LEDGER_URL": "memory://", **(env or {})}
         server = ServerProcess(proxy_command(policy, port), port, env=env, log=log).start()
         started.append(server)
         return server

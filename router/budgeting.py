@@ -1,0 +1,222 @@
+"""The budget gate: reserve before an upstream call, settle or release after, pace and
+downgrade on the way. Pure maths comes from `policies.budgets`; this module does the ledger I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from policies import Decision, Policy, Price
+from policies.budgets import (
+    UNLIMITED,
+    BudgetLine,
+    cost_micros,
+    lines_for,
+    paced_threshold,
+    pacing_ratio,
+    prompt_token_bound,
+    reservation_micros,
+    window_of,
+)
+from router.errors import BudgetExhausted, LedgerDown
+from router.ledger import Ledger, LedgerUnavailable, Line, LineState
+from router.upstream import Usage
+
+__all__ = ["Admission", "BudgetGate"]
+
+log = logging.getLogger("tierwise")
+
+_STATE_TTL_S = 1.0  # pacing and soft limits read spend at most this stale
+_KEEP_S = 7 * 86400  # how long after its window a bucket is kept (for reports)
+
+
+@dataclass(slots=True)
+class Admission:
+    decision: Decision
+    lines: list[Line]  # what was reserved (empty: unmetered)
+    reserved_micros: int
+    price: Price
+
+
+def _line(b: BudgetLine) -> Line:
+    return Line(b.key, b.limit_micros, b.window.end + _KEEP_S)
+
+
+def _accounting(tier: str, now: float) -> tuple[list[Line], list[Line]]:
+    """Never-refusing lines that record spend per tier, and the frontier-equivalent cost, for
+    the current UTC day and month (what `/admin/spend` reports)."""
+    spent, equivalent = [], []
+    for window in ("day", "month"):
+        w = window_of(window, "UTC", now)
+        spent.append(Line(f"_spend|{tier}|{w.id}", UNLIMITED, w.end + _KEEP_S))
+        equivalent.append(Line(f"_frontier_equivalent|all|{w.id}", UNLIMITED, w.end + _KEEP_S))
+    return spent, equivalent
+
+
+class BudgetGate:
+    """Enforces the policy's budgets for one proxy process (all shared state is in the ledger)."""
+
+    def __init__(self, policy: Policy, ledger: Ledger, clock: Callable[[], float] = time.time):
+        self.policy = policy
+        self.ledger = ledger
+        self.clock = clock
+        self._cache: dict[str, tuple[float, LineState]] = {}
+        self._watched = any(b.pacing or b.soft_limit_usd for b in policy.budgets)
+        self.settle_failures = 0
+
+    # -- routing adjustments (pacing, soft limits) -------------------------------------------
+
+    async def _states(self, lines: Sequence[BudgetLine], now: float) -> list[LineState]:
+        stale = [
+            b for b in lines if now - self._cache.get(b.key, (-math.inf, None))[0] > _STATE_TTL_S
+        ]
+        if stale:
+            fresh = await self.ledger.state([_line(b) for b in stale], now)
+            for state in fresh:
+                self._cache[state.key] = (now, state)
+        return [self._cache[b.key][1] for b in lines]
+
+    async def adjust(self, decision: Decision, caller: str | None, team: str | None) -> Decision:
+        """Raise the threshold under pacing; keep `auto` traffic off the frontier past a soft
+        limit. Pinned requests are left alone (hard limits still apply to them)."""
+        frontier = self.policy.routing.frontier_tier
+        if not self._watched or decision.reason == "pinned":
+            return decision
+        now = self.clock()
+        watched = [
+            b
+            for b in lines_for(self.policy, frontier, caller, team, now)
+            if self.policy.budgets[b.budget].pacing or b.soft_micros is not None
+        ]
+        if not watched:
+            return decision
+        try:
+            states = await self._states(watched, now)
+        except LedgerUnavailable:
+            return decision  # admit() applies the unavailability rule
+        threshold, reason = decision.threshold, decision.reason
+        for b, state in zip(watched, states, strict=True):
+            spent = state.spent_micros + state.reserved_micros
+            if b.soft_micros is not None and spent >= b.soft_micros:
+                threshold, reason = math.inf, f"soft_limit:{b.label}"
+                break
+            if self.policy.budgets[b.budget].pacing:
+                paced = paced_threshold(
+                    decision.threshold, pacing_ratio(spent, b.hard_micros, b.window, now)
+                )
+                if paced > threshold:
+                    threshold, reason = paced, f"paced:{b.label}"
+        if threshold == decision.threshold:
+            return decision
+        shown = min(threshold, 1.0)
+        if decision.difficulty >= threshold:
+            return dataclasses.replace(decision, threshold=shown)
+        cheap = self.policy.routing.cheap_tier
+        model = self.policy.tiers[cheap].model
+        return dataclasses.replace(
+            decision, tier=cheap, model=model, threshold=shown, reason=reason
+        )
+
+    # -- reserve / settle / release -----------------------------------------------------------
+
+    def _downgrade(self, decision: Decision, reason: str) -> Decision:
+        cheap = self.policy.routing.cheap_tier
+        return dataclasses.replace(
+            decision, tier=cheap, model=self.policy.tiers[cheap].model, reason=reason
+        )
+
+    async def admit(
+        self,
+        rid: str,
+        decision: Decision,
+        caller: str | None,
+        team: str | None,
+        body: dict[str, Any],
+    ) -> Admission:
+        """Reserve the worst-case cost on every budget line, downgrading to the cheap tier where
+        a `cheap_only` budget no longer fits. Raises `BudgetExhausted` / `LedgerDown`. May set
+        `max_tokens` on `body` so that the reserved worst case really is the worst case."""
+        now = self.clock()
+        cheap = self.policy.routing.cheap_tier
+        for _ in range(2):
+            tier = self.policy.tiers[decision.tier]
+            price = tier.effective_price
+            blines = lines_for(self.policy, decision.tier, caller, team, now)
+            if not blines:
+                return Admission(decision, [], 0, price)
+            max_out = body.get("max_completion_tokens") or body.get("max_tokens")
+            if not isinstance(max_out, int) or max_out <= 0:
+                max_out = tier.max_output_tokens
+                if any(b.limit_micros != UNLIMITED for b in blines):
+                    body["max_tokens"] = max_out
+            bound = prompt_token_bound(body["messages"], body.get("tools"))
+            amount = reservation_micros(price, bound, max_out)
+            lines = [_line(b) for b in blines]
+            lease = self.policy.ledger.lease_s or tier.timeout_s + 60
+            try:
+                refused = await self.ledger.reserve(rid, lines, amount, lease, now)
+            except LedgerUnavailable as exc:
+                return self._unavailable(decision, price, exc)
+            if refused is None:
+                return Admission(decision, lines, amount, price)
+            b = next(b for b in blines if b.key == refused.key)
+            budget = self.policy.budgets[b.budget]
+            if budget.on_exhausted == "cheap_only" and decision.tier != cheap:
+                decision = self._downgrade(decision, f"budget_exhausted:{b.label}")
+                continue
+            raise BudgetExhausted(
+                b.label,
+                b.subject,
+                b.window.id,
+                refused.spent_micros + refused.reserved_micros,
+                b.hard_micros,
+            )
+        raise AssertionError("unreachable: the cheap tier never refuses cheap_only budgets")
+
+    def _unavailable(self, decision: Decision, price: Price, exc: Exception) -> Admission:
+        rule = self.policy.ledger.on_unavailable
+        log.error("budget ledger unavailable (%s); applying ledger.on_unavailable=%s", exc, rule)
+        if rule == "reject":
+            raise LedgerDown(f"the budget ledger is unavailable ({exc}); try again shortly")
+        if rule == "cheap_only" and decision.tier != self.policy.routing.cheap_tier:
+            decision = self._downgrade(decision, "ledger_unavailable")
+            price = self.policy.tiers[decision.tier].effective_price
+        return Admission(decision, [], 0, price)
+
+    def cost(self, admission: Admission, usage: Usage | None) -> int:
+        """The call's real cost; without reported usage, the reservation (never under-charge)."""
+        if usage is None:
+            return admission.reserved_micros
+        return cost_micros(admission.price, usage.prompt_tokens, usage.completion_tokens)
+
+    def frontier_equivalent(self, usage: Usage | None) -> int:
+        if usage is None:
+            return 0
+        price = self.policy.tiers[self.policy.routing.frontier_tier].effective_price
+        return cost_micros(price, usage.prompt_tokens, usage.completion_tokens)
+
+    async def settle(self, rid: str, admission: Admission, actual: int, equivalent: int) -> None:
+        """Record the spend (budgets and per-tier accounting). Never raises."""
+        now = self.clock()
+        spent, counterfactual = _accounting(admission.decision.tier, now)
+        try:
+            await self.ledger.settle(rid, [*admission.lines, *spent], actual, now)
+            await self.ledger.settle(rid + ":cf", counterfactual, equivalent, now)
+        except Exception as exc:  # the reservation's lease expires; the spend is lost: say so
+            self.settle_failures += 1
+            log.error("could not settle request %s (%d micro-USD): %s", rid, actual, exc)
+
+    async def release(self, rid: str, admission: Admission) -> None:
+        """Give the reservation back (the call failed). Never raises."""
+        if not admission.lines:
+            return
+        try:
+            await self.ledger.release(rid, admission.lines, self.clock())
+        except Exception as exc:
+            log.error("could not release request %s: %s (its lease will expire)", rid, exc)
