@@ -151,7 +151,7 @@ class _Guarded:
     async def _call(self, call: Awaitable[T]) -> T:
         """`call`, or `LedgerUnavailable` when Redis cannot answer within the deadline."""
         try:
-            async with asyncio.timeout(self.timeout_s * 2.5):
+            async with asyncio.timeout(self.timeout_s * 2):
                 return await call
         except _UNAVAILABLE as e:
             raise LedgerUnavailable(f"redis unavailable: {e!r}") from e

@@ -1,0 +1,149 @@
+"""Redis ledger against real servers: prefixes isolate stores; an outage is reported promptly as
+`LedgerUnavailable` and the same ledger works again once Redis is back (a throwaway server on a
+free port; the shared 6379 server is never touched)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+
+from router.fakes.processes import free_port
+from router.ledger import LedgerUnavailable, Line, LineState, open_store
+from tests.contract.test_ledger import _drop_redis_prefix, _redis_url
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class ThrowawayRedis:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _answers(self.port):
+            assert self.process.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    server = ThrowawayRedis(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_prefixes_isolate_stores() -> None:
+    p1, p2 = f"test-{uuid.uuid4().hex[:10]}", f"test-{uuid.uuid4().hex[:10]}"
+    one, two = open_store(_redis_url(p1)), open_store(_redis_url(p2))
+    now = time.time()
+    a = Line("global:day", 1_000, now + 600)
+    try:
+        assert await one.ledger.reserve("r1", [a], 1_000, 60, now) is None
+        await one.ledger.settle("r0", [a], 5, now)
+        assert await one.ledger.mark_alerted("x", now + 600) is True
+        assert await two.ledger.state([a], now) == [LineState(a.key, 0, 0)]
+        assert await two.ledger.reserve("r1", [a], 1_000, 60, now) is None
+        assert await two.ledger.mark_alerted("x", now + 600) is True
+        assert await one.ledger.state([a], now) == [LineState(a.key, 5, 1_000)]
+    finally:
+        await one.aclose()
+        await two.aclose()
+        _drop_redis_prefix(p1)
+        _drop_redis_prefix(p2)
+
+
+async def test_outage_is_reported_promptly_and_recovers(throwaway_redis: ThrowawayRedis) -> None:
+    store = open_store(f"redis://127.0.0.1:{throwaway_redis.port}/0?prefix=outage")
+    ledger = store.ledger
+    now = time.time()
+    a = Line("global:day", 10_000, now + 600)
+    try:
+        assert await ledger.reserve("r1", [a], 100, 60, now) is None
+
+        throwaway_redis.stop()
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: ledger.reserve("r2", [a], 100, 60, now),
+            lambda: ledger.settle("r1", [a], 50, now),
+            lambda: ledger.release("r1", [a], now),
+            lambda: ledger.state([a], now),
+            lambda: ledger.mark_alerted("k", now + 60),
+        ]
+        for call in calls:
+            started = time.monotonic()
+            with pytest.raises(LedgerUnavailable):
+                await call()
+            assert time.monotonic() - started < 1.0
+
+        throwaway_redis.start()  # same port, empty (no persistence), scripts not loaded
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert await ledger.reserve("r3", [a], 100, 60, time.time()) is None
+                break
+            except LedgerUnavailable:
+                assert time.monotonic() < deadline, "ledger did not recover"
+        await ledger.settle("r3", [a], 70, time.time())
+        assert await ledger.state([a], time.time()) == [LineState(a.key, 70, 0)]
+        assert await ledger.mark_alerted("k", now + 60) is True
+    finally:
+        await store.aclose()
+
+
+async def test_request_log_write_failures_are_counted_not_raised(
+    throwaway_redis: ThrowawayRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.contract.test_requestlog import record
+
+    store = open_store(f"redis://127.0.0.1:{throwaway_redis.port}/0?prefix=log")
+    try:
+        throwaway_redis.stop()
+        started = time.monotonic()
+        for i in range(3):
+            store.requests.append(record(i))
+        assert time.monotonic() - started < 0.01  # append only queues
+        await store.requests.flush()
+        assert store.requests.failed == 3
+        assert "could not write 3 records" in caplog.text
+
+        throwaway_redis.start()
+        store.requests.append(record(7))
+        await store.requests.flush()
+        page, _ = await store.requests.query()
+        assert [r.request_id for r in page] == ["req-7"] and store.requests.failed == 3
+    finally:
+        await store.aclose()
