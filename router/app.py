@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from policies import AUTO
+from router.admin import admin_budgets, admin_requests, admin_spend
 from router.chat import chat_completions
 from router.errors import ProxyError, error_body, error_response
 from router.fast_dispatch import FastDispatch
@@ -90,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
             Route("/v1/models", _models, methods=["GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
+            Route("/admin/budgets", admin_budgets, methods=["GET"]),
+            Route("/admin/spend", admin_spend, methods=["GET"]),
+            Route("/admin/requests", admin_requests, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _any_error},
         lifespan=lifespan,

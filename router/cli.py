@@ -94,17 +94,21 @@ def serve(
     except AccessConfigError as exc:
         err.print(f"[bold red]refusing to start:[/] {exc}")
         raise typer.Exit(2) from None
+    try:
+        _check_store(settings.ledger_url)
+    except ValueError as exc:
+        err.print(f"[bold red]refusing to start:[/] TIERWISE_LEDGER_URL: {exc}")
+        raise typer.Exit(2) from None
     if loaded.access.open:
         err.print(
             "[bold yellow]WARNING: access.open is true: anyone who can reach "
             f"{settings.host}:{settings.port} can use the proxy (and spend your budget). "
             "Use this for local development only.[/]"
         )
-    if loaded.budgets or loaded.alerts:
+    if loaded.alerts:
         err.print(
-            f"[bold yellow]WARNING: the policy has {len(loaded.budgets)} budget(s) and "
-            f"{len(loaded.alerts)} alert rule(s); this version validates them but does not "
-            "enforce budgets or send alerts yet.[/]"
+            f"[bold yellow]WARNING: the policy has {len(loaded.alerts)} alert rule(s); this "
+            "version validates them but does not send alerts yet.[/]"
         )
     for name, tier in loaded.tiers.items():
         if tier.api_key_env and not os.environ.get(tier.api_key_env):
@@ -122,6 +126,15 @@ def serve(
         log_level=settings.log_level,
         access_log=access_log,
     )
+
+
+def _check_store(url: str) -> None:
+    """Open and close the ledger store once, so a bad URL fails before the server starts."""
+    import asyncio
+
+    from router.ledger import open_store
+
+    asyncio.run(open_store(url).aclose())
 
 
 @policy_app.command("check")
@@ -155,9 +168,10 @@ def policy_default() -> None:
 
 
 def main() -> None:
-    from router.cli_classifier import register
+    from router import cli_classifier, cli_spend
 
-    register(app)
+    cli_classifier.register(app)
+    cli_spend.register(app)
     app()
 
 

@@ -1,0 +1,176 @@
+"""The budget gate over the in-memory ledger with a simulated clock: reserve, downgrade, 429,
+settle, release, window rollover, pacing and soft limits, an unavailable ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from policies import Decision, Policy, decide, parse_policy
+from router.budgeting import BudgetGate
+from router.errors import BudgetExhausted, LedgerDown
+from router.ledger import LedgerUnavailable, Line, LineState, MemoryLedger, Refused
+from router.upstream import Usage
+
+
+def ts(*args: int) -> float:
+    return datetime(*args, tzinfo=ZoneInfo("UTC")).timestamp()  # type: ignore[misc]
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def policy(unavailable: str = "cheap_only", **budget: Any) -> Policy:
+    return parse_policy(
+        {
+            "tiers": {
+                "cheap": {
+                    "model": "openai/c",
+                    "api_base": "http://h/v1",
+                    "price": {"input_per_mtok": 0, "output_per_mtok": 0},
+                },
+                "frontier": {
+                    "model": "openai/f",
+                    "api_base": "http://h/v1",
+                    "price": {"input_per_mtok": 1000, "output_per_mtok": 1000},
+                },
+            },
+            "budgets": [{"scope": "global", "window": "day", "limit_usd": 1.0, **budget}],
+            "ledger": {"on_unavailable": unavailable},
+        }
+    )
+
+
+def body() -> dict[str, Any]:
+    return {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
+
+
+def hard(p: Policy) -> Decision:
+    return decide(p, "auto", 0.9, 0.5)
+
+
+async def test_reserve_until_the_limit_then_429() -> None:
+    p = policy()
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    admitted = []
+    with pytest.raises(BudgetExhausted) as caught:
+        for i in range(1000):
+            admitted.append(await gate.admit(f"r{i}", hard(p), "alice", None, body()))
+    # each reservation: (prompt bound + 10 output tokens) x 1000 micro-USD
+    per = admitted[0].reserved_micros
+    assert len(admitted) == 1_000_000 // per
+    assert caught.value.budget == "global-day" and caught.value.status == 429
+    assert "global-day" in caught.value.message
+
+
+async def test_settle_frees_what_was_not_spent_and_release_frees_all() -> None:
+    p = policy()
+    ledger = MemoryLedger()
+    clock = Clock(ts(2026, 11, 22, 12))
+    gate = BudgetGate(p, ledger, clock)
+    a = await gate.admit("r1", hard(p), None, None, body())
+    b = await gate.admit("r2", hard(p), None, None, body())
+    cost = gate.cost(a, Usage(1, 2))
+    assert cost == 3000
+    await gate.settle("r1", a, cost, gate.frontier_equivalent(Usage(1, 2)))
+    await gate.release("r2", b)
+    [state] = await ledger.state(a.lines, clock())
+    assert (state.spent_micros, state.reserved_micros) == (3000, 0)
+
+
+async def test_missing_usage_charges_the_reservation() -> None:
+    p = policy()
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    a = await gate.admit("r1", hard(p), None, None, body())
+    assert gate.cost(a, None) == a.reserved_micros
+
+
+async def test_cheap_only_downgrades_instead_of_refusing() -> None:
+    p = policy(on_exhausted="cheap_only")
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    tiers = [(await gate.admit(f"r{i}", hard(p), None, None, body())).decision for i in range(200)]
+    assert tiers[0].tier == "frontier"
+    assert tiers[-1].tier == "cheap" and tiers[-1].reason == "budget_exhausted:global-day"
+
+
+async def test_max_tokens_is_capped_when_the_request_sets_none() -> None:
+    p = policy(limit_usd=10.0)
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    request = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    admission = await gate.admit("r1", hard(p), None, None, request)
+    assert request["max_tokens"] == 4096
+    assert admission.reserved_micros >= 4096 * 1000
+
+
+async def test_window_rollover_gives_a_fresh_budget() -> None:
+    p = policy()
+    clock = Clock(ts(2026, 11, 22, 23, 59, 59))
+    gate = BudgetGate(p, MemoryLedger(), clock)
+    with pytest.raises(BudgetExhausted):
+        for i in range(1000):
+            a = await gate.admit(f"r{i}", hard(p), None, None, body())
+            await gate.settle(f"r{i}", a, a.reserved_micros, 0)
+    clock.now = ts(2026, 11, 23)
+    assert (await gate.admit("next", hard(p), None, None, body())).decision.tier == "frontier"
+
+
+async def test_soft_limit_keeps_auto_off_the_frontier_but_not_pinned() -> None:
+    p = policy(soft_limit_usd=0.1)
+    ledger = MemoryLedger()
+    clock = Clock(ts(2026, 11, 22, 12))
+    gate = BudgetGate(p, ledger, clock)
+    a = await gate.admit("r1", hard(p), None, None, body())
+    await gate.settle("r1", a, 200_000, 0)
+    clock.now += 5  # past the state cache
+    adjusted = await gate.adjust(hard(p), None, None)
+    assert (adjusted.tier, adjusted.reason) == ("cheap", "soft_limit:global-day")
+    pinned = decide(p, "frontier", 0.9, 0.5)
+    assert (await gate.adjust(pinned, None, None)).tier == "frontier"
+
+
+async def test_pacing_raises_the_threshold_when_spending_too_fast() -> None:
+    p = policy(pacing=True, limit_usd=10.0)
+    ledger = MemoryLedger()
+    clock = Clock(ts(2026, 11, 22, 6))  # a quarter of the day gone
+    gate = BudgetGate(p, ledger, clock)
+    a = await gate.admit("r1", hard(p), None, None, body())
+    await gate.settle("r1", a, 5_000_000, 0)  # half the money: twice too fast... and more
+    clock.now += 5
+    middling = decide(p, "auto", 0.7, 0.5)
+    adjusted = await gate.adjust(middling, None, None)
+    assert adjusted.threshold > 0.5
+    assert adjusted.reason == "paced:global-day" and adjusted.tier == "cheap"
+    very_hard = await gate.adjust(decide(p, "auto", 0.99, 0.5), None, None)
+    assert very_hard.tier == "frontier"
+
+
+class DownLedger(MemoryLedger):
+    async def reserve(
+        self, rid: str, lines: Sequence[Line], amount_micros: int, lease_s: float, now: float
+    ) -> Refused | None:
+        raise LedgerUnavailable("connection refused")
+
+    async def state(self, lines: Sequence[Line], now: float) -> list[LineState]:
+        raise LedgerUnavailable("connection refused")
+
+
+async def test_unavailable_ledger_fails_closed_for_the_frontier_by_default() -> None:
+    p = policy()
+    gate = BudgetGate(p, DownLedger(), Clock(ts(2026, 11, 22, 12)))
+    admission = await gate.admit("r1", hard(p), None, None, body())
+    assert (admission.decision.tier, admission.decision.reason) == ("cheap", "ledger_unavailable")
+    assert admission.lines == []
+    strict = policy(unavailable="reject")
+    with pytest.raises(LedgerDown):
+        await BudgetGate(strict, DownLedger(), Clock(0)).admit(
+            "r", hard(strict), None, None, body()
+        )
