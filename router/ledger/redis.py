@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -46,6 +47,7 @@ __all__ = ["RedisLedger", "RedisRequestLog", "open_redis", "redis_client"]
 
 T = TypeVar("T")
 
+_STREAM_ID = re.compile(r"\d+-\d+")
 _UNAVAILABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
 
 # KEYS: per line s, z, a.  ARGV: rid, amount, lease_until, now, then per line: limit, expires_at
@@ -239,6 +241,8 @@ class RedisRequestLog(BatchingRequestLog, _Guarded):
         tier: str | None = None,
     ) -> Page:
         check_limit(limit)
+        if before is not None and not _STREAM_ID.fullmatch(before):
+            raise ValueError(f"invalid request log cursor {before!r}")
         found: list[tuple[str, RequestRecord]] = []
         upper = "+" if before is None else f"({before}"
         while len(found) <= limit:

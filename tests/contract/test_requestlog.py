@@ -82,6 +82,8 @@ async def test_pagination_cursor(requests: RequestLog) -> None:
     assert len(pages) == 1 and len(pages[0]) == 7
     with pytest.raises(ValueError):
         await requests.query(limit=0)
+    with pytest.raises(ValueError, match="cursor"):
+        await requests.query(before="not-a-cursor")
 
 
 async def test_filters_by_caller_and_tier(requests: RequestLog) -> None:
