@@ -13,10 +13,12 @@ multi-key scripts stay legal):
 reserve / settle / release / state are Lua scripts, so each is atomic against every other client;
 reservations whose lease has passed are purged inside the scripts (lazily, per line touched).
 
-Failure mode: short socket and connect timeouts (`timeout_s`, 0.5 s), one immediate retry (a pooled
-connection may be stale after a Redis restart) and an overall deadline, so that when Redis is
-unreachable every method raises `LedgerUnavailable` within about a second; the pool reconnects by
-itself once Redis is back.
+Failure mode: socket and connect timeouts (`timeout_s`, 2 s), one immediate retry (a pooled
+connection may be stale after a Redis restart) and an overall deadline of twice that, so that
+when Redis is unreachable every method raises `LedgerUnavailable` (at once when the connection
+is refused, within ~4 s when the host does not answer); the pool reconnects by itself once Redis
+is back. The pool holds up to 256 connections; a deadline shorter than ~1 s turned a busy
+proxy's own CPU queueing under hundreds of concurrent requests into false "unavailable" errors.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ return out
 """
 
 
-def redis_client(url: str, timeout_s: float = 0.5, max_connections: int = 64) -> aioredis.Redis:
+def redis_client(url: str, timeout_s: float = 2.0, max_connections: int = 256) -> aioredis.Redis:
     """A pooled asyncio client that fails fast (see the module docstring). Callers beyond
     `max_connections` wait for a free connection (within the same deadline)."""
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -161,7 +163,7 @@ class _Guarded:
 
 class RedisLedger(_Guarded):
     def __init__(
-        self, client: aioredis.Redis, prefix: str = "tierwise", timeout_s: float = 0.5
+        self, client: aioredis.Redis, prefix: str = "tierwise", timeout_s: float = 2.0
     ) -> None:
         super().__init__(client, prefix, timeout_s)
         self._reserve = client.register_script(_RESERVE)
@@ -216,7 +218,7 @@ class RedisRequestLog(BatchingRequestLog, _Guarded):
         client: aioredis.Redis,
         prefix: str = "tierwise",
         stream_maxlen: int = 1_000_000,
-        timeout_s: float = 0.5,
+        timeout_s: float = 2.0,
         scan_chunk: int = 500,
         **kwargs: Any,
     ) -> None:
@@ -266,7 +268,7 @@ class RedisRequestLog(BatchingRequestLog, _Guarded):
 
 
 def open_redis(
-    url: str, prefix: str = "tierwise", stream_maxlen: int = 1_000_000, timeout_s: float = 0.5
+    url: str, prefix: str = "tierwise", stream_maxlen: int = 1_000_000, timeout_s: float = 2.0
 ) -> tuple[RedisLedger, RedisRequestLog]:
     """The ledger and request log over one client (the ledger's `aclose` closes it)."""
     client = redis_client(url, timeout_s)
