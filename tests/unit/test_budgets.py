@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -67,14 +68,23 @@ def test_costs_are_integer_micro_usd_rounded_up() -> None:
 
 def test_gpu_hour_pricing() -> None:
     policy = parse_policy(
-        {"tiers": {
-            "cheap": {"model": "openai/q", "api_base": "http://h/v1", "gpu_hour_usd": 3.6,
-                      "throughput_tokens_per_s": 1000},
-            "frontier": {"model": "anthropic/c"}}}
+        {
+            "tiers": {
+                "cheap": {
+                    "model": "openai/q",
+                    "api_base": "http://h/v1",
+                    "gpu_hour_usd": 3.6,
+                    "throughput_tokens_per_s": 1000,
+                },
+                "frontier": {"model": "anthropic/c"},
+            }
+        }
     )
     price = policy.tiers["cheap"].effective_price
     # 3.6 USD/h over 3.6M tokens/h = 1 USD per million tokens
-    assert price.input_per_mtok == pytest.approx(1.0) and price.output_per_mtok == pytest.approx(1.0)
+    assert price.input_per_mtok == pytest.approx(1.0) and price.output_per_mtok == pytest.approx(
+        1.0
+    )
 
 
 def test_prompt_bound_is_an_upper_bound_on_bytes() -> None:
@@ -112,7 +122,10 @@ def test_lines_for_each_scope() -> None:
     assert frontier[1].soft_micros == micros(4)
     cheap = lines_for(policy, "cheap", None, None, now)
     # the cheap tier: cheap_only global budget records but never refuses; no team; no tier budget
-    assert [line.key for line in cheap] == ["global-month|all|2026-11", "key-day|anonymous|2026-11-22"]
+    assert [line.key for line in cheap] == [
+        "global-month|all|2026-11",
+        "key-day|anonymous|2026-11-22",
+    ]
     assert cheap[0].limit_micros == UNLIMITED and cheap[0].hard_micros == micros(500)
 
 
@@ -145,7 +158,7 @@ def test_paced_threshold_is_smooth_monotone_and_returns_to_base() -> None:
     ratios = [1.0 + i / 10 for i in range(50)]
     values = [paced_threshold(base, r) for r in ratios]
     assert values == sorted(values)
-    assert max(b - a for a, b in zip(values, values[1:], strict=False)) < 0.02  # no jumps
+    assert max(b - a for a, b in itertools.pairwise(values)) < 0.02  # no jumps
 
 
 def test_simulated_day_with_pacing_lands_on_the_budget() -> None:
