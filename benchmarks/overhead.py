@@ -165,6 +165,11 @@ def main() -> None:
         default="aiohttp",
         help="comma-separated TIERWISE_HTTP_CLIENT values, one proxy each (e.g. aiohttp,httpx)",
     )
+    parser.add_argument(
+        "--ledger-url",
+        default=None,
+        help="TIERWISE_LEDGER_URL for the proxies (default: a fresh SQLite file, as in production)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.rounds, args.per_client = 200, 2, 5
@@ -179,7 +184,8 @@ def main() -> None:
         pids: dict[str, int] = {}
         for client in clients:
             port = free_port()
-            env = {"TIERWISE_HTTP_CLIENT": client}
+            ledger = args.ledger_url or f"sqlite:///{Path(tmp) / f'ledger-{client}.db'}"
+            env = {"TIERWISE_HTTP_CLIENT": client, "TIERWISE_LEDGER_URL": ledger}
             server = ServerProcess(proxy_command(policy, port), port, env=env)
             servers.enter_context(server)
             assert server.process is not None
