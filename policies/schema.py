@@ -18,6 +18,8 @@ __all__ = [
     "AlertRule",
     "AlertSink",
     "Budget",
+    "ForecastAlerts",
+    "HealthAlerts",
     "LedgerPolicy",
     "Logging",
     "Policy",
@@ -161,15 +163,91 @@ class Budget(_Strict):
 
 
 class AlertSink(_Strict):
+    """Where an alert goes: `log` (the proxy's log), `webhook` (the JSON payload POSTed to
+    `url`) or `slack` (a Slack-compatible incoming webhook: `{"text", "blocks"}`).
+
+    `headers` are sent as they are; `headers_env` maps a header to the env var holding its value
+    (e.g. `{Authorization: HOOK_AUTH}` with `HOOK_AUTH="Bearer ..."`), so secrets stay out of
+    the file. A failed delivery is retried up to `max_attempts` times in all, with exponential
+    backoff from `backoff_s` (doubling, with jitter, capped at `max_backoff_s`).
+    """
+
     type: Literal["log", "webhook", "slack"]
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    headers_env: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_s: float = Field(default=1.0, gt=0)
+    max_backoff_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _url_for_http(self) -> AlertSink:
+        if self.type == "log":
+            if self.url is not None or self.headers or self.headers_env:
+                raise ValueError("a log sink takes no url or headers")
+        elif self.url is None:
+            raise ValueError(f"a {self.type} sink needs a url")
+        elif not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+
+class ForecastAlerts(_Strict):
+    """Say early when a budget is on course to run out before its window ends.
+
+    Fires (once per budget line and window) when the spend projected to the window's end at the
+    window's average burn rate exceeds `margin` x the limit, once at least `min_spent` (a
+    fraction of the limit) is spent. The rate's elapsed time is floored at `min_elapsed` of the
+    window so the first minutes don't extrapolate wildly.
+    """
+
+    enabled: bool = True
+    margin: float = Field(default=1.0, ge=1.0)
+    min_spent: float = Field(default=0.1, ge=0, lt=1)
+    min_elapsed: float = Field(default=0.05, gt=0, le=1)
+
+
+class HealthAlerts(_Strict):
+    """Routing-health alerts (per proxy process; deduplicated across replicas per cooldown).
+
+    - frontier share / mean difficulty of `auto` traffic: a fast moving average (over about
+      `recent_requests`) against a slow baseline (about `baseline_requests`); fires when they
+      differ by more than `frontier_share_delta` / `difficulty_delta` after `min_requests`;
+    - local (cheap) tier down: `cheap_failures` failed upstream calls within `failure_window_s`.
+    Each kind fires at most once per `cooldown_s`.
+    """
+
+    enabled: bool = True
+    recent_requests: int = Field(default=50, ge=1)
+    baseline_requests: int = Field(default=1000, ge=2)
+    min_requests: int = Field(default=200, ge=1)
+    frontier_share_delta: float = Field(default=0.2, gt=0, le=1)
+    difficulty_delta: float = Field(default=0.15, gt=0, le=1)
+    cheap_failures: int = Field(default=5, ge=1)
+    failure_window_s: float = Field(default=300.0, gt=0)
+    cooldown_s: float = Field(default=900.0, gt=0)
+
+    @model_validator(mode="after")
+    def _recent_faster(self) -> HealthAlerts:
+        if self.recent_requests >= self.baseline_requests:
+            raise ValueError("recent_requests must be smaller than baseline_requests")
+        return self
 
 
 class AlertRule(_Strict):
+    """Which alerts go to one sink.
+
+    `at`: thresholds as fractions of a budget's limit (`1.0` = exhausted: also fires on the first
+    request refused or downgraded by that budget); `budgets`: the budget labels watched (default
+    all); `forecast` and `health`: the early-warning and routing-health alerts (on by default).
+    """
+
     at: list[float] = Field(min_length=1)
     sink: AlertSink
     budgets: list[str] | None = None
+    forecast: ForecastAlerts = ForecastAlerts()
+    health: HealthAlerts = HealthAlerts()
 
     @field_validator("at")
     @classmethod
@@ -178,6 +256,9 @@ class AlertRule(_Strict):
             if not 0 < x <= 1:
                 raise ValueError(f"thresholds are fractions of a limit in (0, 1], got {x}")
         return sorted(set(value))
+
+    def watches(self, label: str) -> bool:
+        return self.budgets is None or label in self.budgets
 
 
 class Access(_Strict):
@@ -252,4 +333,11 @@ class Policy(_Strict):
                     f"budgets.{i}: a second budget named {budget.label!r}; give it a `name`"
                 )
             labels.add(budget.label)
+        for i, rule in enumerate(self.alerts):
+            for j, label in enumerate(rule.budgets or []):
+                if label not in labels:
+                    known = ", ".join(sorted(labels)) or "none"
+                    raise ValueError(
+                        f"alerts.{i}.budgets.{j}: no budget named {label!r} (budgets: {known})"
+                    )
         return self

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from policies import AUTO
 from router.admin import admin_budgets, admin_requests, admin_spend
+from router.alerts.admin import admin_alerts
 from router.chat import chat_completions
 from router.errors import ProxyError, error_body, error_response
 from router.fast_dispatch import FastDispatch
@@ -53,6 +54,7 @@ async def _readyz(request: Request) -> Response:
             "scorer": state.scorer.name,
             "threshold": state.threshold,
             "tiers": list(state.policy.tiers),
+            "alerts": state.alerts.totals(),
         }
     )
 
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
             Route("/admin/budgets", admin_budgets, methods=["GET"]),
             Route("/admin/spend", admin_spend, methods=["GET"]),
             Route("/admin/requests", admin_requests, methods=["GET"]),
+            Route("/admin/alerts", admin_alerts, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _any_error},
         lifespan=lifespan,

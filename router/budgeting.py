@@ -9,8 +9,8 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from policies import Decision, Policy, Price
 from policies.budgets import (
@@ -28,6 +28,9 @@ from router.errors import BudgetExhausted, LedgerDown
 from router.ledger import Ledger, LedgerUnavailable, Line, LineState
 from router.upstream import Usage
 
+if TYPE_CHECKING:
+    from router.alerts import AlertManager
+
 __all__ = ["Admission", "BudgetGate"]
 
 log = logging.getLogger("tierwise")
@@ -42,6 +45,8 @@ class Admission:
     lines: list[Line]  # what was reserved (empty: unmetered)
     reserved_micros: int
     price: Price
+    budget_lines: list[BudgetLine] = field(default_factory=list)  # what `lines` stand for
+    caller: str | None = None
 
 
 def _line(b: BudgetLine) -> Line:
@@ -62,10 +67,17 @@ def _accounting(tier: str, now: float) -> tuple[list[Line], list[Line]]:
 class BudgetGate:
     """Enforces the policy's budgets for one proxy process (all shared state is in the ledger)."""
 
-    def __init__(self, policy: Policy, ledger: Ledger, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        policy: Policy,
+        ledger: Ledger,
+        clock: Callable[[], float] = time.time,
+        alerts: AlertManager | None = None,
+    ):
         self.policy = policy
         self.ledger = ledger
         self.clock = clock
+        self.alerts = alerts if alerts is not None and alerts.enabled else None
         self._cache: dict[str, tuple[float, LineState]] = {}
         self._watched = any(b.pacing or b.soft_limit_usd for b in policy.budgets)
         self.settle_failures = 0
@@ -164,10 +176,14 @@ class BudgetGate:
             except LedgerUnavailable as exc:
                 return self._unavailable(decision, price, exc)
             if refused is None:
-                return Admission(decision, lines, amount, price)
+                return Admission(decision, lines, amount, price, blines, caller)
             b = next(b for b in blines if b.key == refused.key)
             budget = self.policy.budgets[b.budget]
-            if budget.on_exhausted == "cheap_only" and decision.tier != cheap:
+            downgrade = budget.on_exhausted == "cheap_only" and decision.tier != cheap
+            if self.alerts is not None:
+                used = refused.spent_micros + refused.reserved_micros
+                self.alerts.exhausted(b, used, "downgraded" if downgrade else "refused")
+            if downgrade:
                 decision = self._downgrade(decision, f"budget_exhausted:{b.label}")
                 continue
             raise BudgetExhausted(
@@ -211,6 +227,10 @@ class BudgetGate:
         except Exception as exc:  # the reservation's lease expires; the spend is lost: say so
             self.settle_failures += 1
             log.error("could not settle request %s (%d micro-USD): %s", rid, actual, exc)
+            return
+        if self.alerts is not None and admission.budget_lines:
+            tier = admission.decision.tier
+            await self.alerts.settled(admission.budget_lines, tier, admission.caller, actual, now)
 
     async def release(self, rid: str, admission: Admission) -> None:
         """Give the reservation back (the call failed). Never raises."""

@@ -71,6 +71,7 @@ class _Call:
         else:
             self.state.background(gate.release(self.rid, self.admission))
         d = self.decision
+        self.state.alerts.observed(d.tier, d.reason, d.difficulty, status)
         self.state.store.requests.append(
             RequestRecord(
                 request_id=self.rid,

@@ -105,11 +105,13 @@ def serve(
             f"{settings.host}:{settings.port} can use the proxy (and spend your budget). "
             "Use this for local development only.[/]"
         )
-    if loaded.alerts:
-        err.print(
-            f"[bold yellow]WARNING: the policy has {len(loaded.alerts)} alert rule(s); this "
-            "version validates them but does not send alerts yet.[/]"
-        )
+    for i, rule in enumerate(loaded.alerts):
+        for header, var in rule.sink.headers_env.items():
+            if not os.environ.get(var):
+                err.print(
+                    f"[yellow]note:[/] alerts.{i}.sink takes header {header} from {var}, which is "
+                    "not set; alerts to that sink will fail (and be logged) until it is."
+                )
     for name, tier in loaded.tiers.items():
         if tier.api_key_env and not os.environ.get(tier.api_key_env):
             err.print(
@@ -168,10 +170,13 @@ def policy_default() -> None:
 
 
 def main() -> None:
-    from router import cli_classifier, cli_spend
+    from router import cli_alerts, cli_classifier, cli_spend
 
+    cli_alerts.register(app)
     cli_classifier.register(app)
     cli_spend.register(app)
+    from router import cli_local  # noqa: I001
+    cli_local.register(app)
     app()
 
 

@@ -1,5 +1,6 @@
 """What a running proxy holds: settings, policy, scorer, resolved threshold, keys, upstreams,
-the budget gate and its store, and the background tasks (settlements) still running."""
+the budget gate and its store, the alert manager, and the background tasks (settlements) still
+running."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from classifiers import DifficultyScorer, load_default, threshold_for_share
 from policies import DEFAULT_THRESHOLD, Policy, default_policy_path, load_policy
+from router.alerts import AlertManager
 from router.auth import KeyChecker
 from router.budgeting import BudgetGate
 from router.ledger import Store, open_store
@@ -32,6 +34,7 @@ class ProxyState:
     upstreams: dict[str, Upstream]
     store: Store
     gate: BudgetGate
+    alerts: AlertManager
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -43,6 +46,7 @@ class ProxyState:
     async def aclose(self) -> None:
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=10)
+        await self.alerts.aclose(deadline_s=10)  # after the settlements that may fire alerts
         for upstream in self.upstreams.values():
             await upstream.aclose()
         await self.store.aclose()
@@ -73,6 +77,9 @@ def build_state(settings: Settings) -> ProxyState:
     threshold = resolve_threshold(policy, scorer)
     store = open_store(settings.ledger_url)
     upstreams = build_upstreams(policy, settings.pool_connections, settings.http_client)
-    gate = BudgetGate(policy, store.ledger)
+    alerts = AlertManager(policy, store.ledger)
+    gate = BudgetGate(policy, store.ledger, alerts=alerts)
     logging.getLogger("tierwise").info("ledger and request log: %s", settings.ledger_url)
-    return ProxyState(settings, policy, source, scorer, threshold, keys, upstreams, store, gate)
+    return ProxyState(
+        settings, policy, source, scorer, threshold, keys, upstreams, store, gate, alerts
+    )
