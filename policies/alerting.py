@@ -108,11 +108,16 @@ class HealthSignal:
 
 @dataclass(slots=True)
 class _Ewma:
+    """An exponentially weighted mean that starts as a plain running mean (weight 1/n until
+    1/n falls below `alpha`), so its first value doesn't dominate a long baseline."""
+
     alpha: float
-    value: float | None = None
+    value: float = 0.0
+    n: int = 0
 
     def update(self, x: float) -> float:
-        self.value = x if self.value is None else self.value + self.alpha * (x - self.value)
+        self.n += 1
+        self.value += max(self.alpha, 1.0 / self.n) * (x - self.value)
         return self.value
 
 
