@@ -175,8 +175,6 @@ def main() -> None:
     cli_alerts.register(app)
     cli_classifier.register(app)
     cli_spend.register(app)
-    from router import cli_local  # noqa: I001
-    cli_local.register(app)
     app()
 
 
