@@ -61,3 +61,24 @@ def test_normalise_blends_ranks_of_gain_and_failure() -> None:
     assert blended == pytest.approx([(g + f) / 2 for g, f in zip(gain, failure_only, strict=True)])
     with pytest.raises(ValueError):
         normalise_targets(examples, failure_share=1.5)
+
+
+def test_cross_validation_reports_the_leave_one_task_out_term() -> None:
+    from classifiers.evaluate import REFERENCE_PAIRS
+    from classifiers.train import Candidate, TrainConfig, cross_validate
+
+    weak, strong = REFERENCE_PAIRS["dcrouter"]
+    rows = []
+    for i in range(40):
+        hard = i % 2 == 0
+        prompt = f"{'prove the theorem' if hard else 'say hi'} number {i} " + "word " * (i % 7)
+        scores = {weak: 0.0 if hard else 1.0, strong: 1.0, "other-m": 0.0 if hard else 0.5}
+        task = "dcrouter-a" if i < 20 else "dcrouter-b"
+        rows.append(Row(id=f"dcrouter-{i}", source="t", task=task, prompt=prompt, scores=scores))
+    cfg = TrainConfig(candidates=(Candidate(),), folds=2, min_df=1)
+    found, oof = cross_validate(rows, Candidate(alpha=1.0), cfg)
+    assert set(found) == {"dcrouter", "loto:dcrouter"}
+    assert found["loto:dcrouter"] > 0.5  # "prove" is learnt from the other task
+    assert len(oof) == 40
+    none, _ = cross_validate(rows, Candidate(alpha=1.0), TrainConfig(loto_family=None))
+    assert set(none) == {"dcrouter"}
