@@ -175,6 +175,9 @@ def main() -> None:
     cli_alerts.register(app)
     cli_classifier.register(app)
     cli_spend.register(app)
+    from router import cli_local
+
+    cli_local.register(app)
     app()
 
 
