@@ -131,7 +131,8 @@ def train_cmd(
     best = next(
         r for r in result.cv if r["candidate"] == result.metadata["cross_validation"]["chosen"]
     )
-    out.print(f"chose {result.chosen.label()} (cross-validated APGR {best['mean_apgr']:.3f})")
+    criterion = best["mean_apgr"]
+    out.print(f"chose {result.chosen.label()} (CV criterion, mean held-out APGR {criterion:.3f})")
     out.print(f"wrote {result.model_path}")
 
 
