@@ -64,6 +64,13 @@ def up(
         float | None, typer.Option(help="Share of GPU memory to use, in (0, 1] (vllm, sglang).")
     ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (llamacpp).")] = None,
+    chat_format: Annotated[
+        str | None,
+        typer.Option(
+            help="llama-cpp-python chat format for a GGUF without a chat template "
+            "(default model: gemma)."
+        ),
+    ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(help="Seconds to wait for /v1/models (default 120 llamacpp, 900 GPU)."),
@@ -75,6 +82,7 @@ def up(
 ) -> None:
     """Start the model server in the background; returns once it answers /v1/models."""
     from router.local import (
+        DEFAULT_CHAT_FORMAT,
         DEFAULT_SERVED_NAME,
         ENGINES,
         AlreadyRunning,
@@ -100,6 +108,7 @@ def up(
         if model is None:
             model_path = str(model_dir() / _DEFAULT_GGUF_NAME) if dry_run else str(default_gguf())
             served = served_model_name or DEFAULT_SERVED_NAME
+            chat_format = chat_format or DEFAULT_CHAT_FORMAT
         else:
             model_path = str(Path(model).expanduser().resolve()) if Path(model).exists() else model
             served = served_model_name or _served_name(model)
@@ -113,6 +122,7 @@ def up(
             max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization,
             threads=threads,
+            chat_format=chat_format,
         )
     except (LocalServerError, ValueError) as exc:
         err.print(f"[red]cannot start the local server:[/] {escape(str(exc))}")

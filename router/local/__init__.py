@@ -14,10 +14,11 @@ from router.local.errors import (
     StartFailed,
 )
 from router.local.load import Load, load_of
-from router.local.models import DEFAULT_SERVED_NAME, default_gguf, model_dir
+from router.local.models import DEFAULT_CHAT_FORMAT, DEFAULT_SERVED_NAME, default_gguf, model_dir
 from router.local.server import LocalServer, ServerState, ServerStatus, default_state_dir
 
 __all__ = [
+    "DEFAULT_CHAT_FORMAT",
     "DEFAULT_SERVED_NAME",
     "ENGINES",
     "AlreadyRunning",

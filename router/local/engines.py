@@ -49,6 +49,8 @@ class EngineSpec:
     """Share of each GPU's memory for weights and KV cache (SGLang: `--mem-fraction-static`)."""
     threads: int | None = None
     """CPU threads (llamacpp only)."""
+    chat_format: str | None = None
+    """llama-cpp-python's chat format (e.g. `gemma`) for a GGUF without a chat template."""
     python: str = sys.executable
 
     def __post_init__(self) -> None:
@@ -62,6 +64,8 @@ class EngineSpec:
             raise ValueError("max_model_len must be >= 1")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError("gpu_memory_utilization must be in (0, 1]")
+        if self.engine != "llamacpp" and (self.threads is not None or self.chat_format):
+            raise ValueError("threads and chat_format apply to llamacpp only")
         if self.engine == "llamacpp" and self.tensor_parallel_size not in (None, 1):
             raise ValueError("llamacpp runs on one CPU host: tensor_parallel_size does not apply")
 
@@ -86,6 +90,8 @@ def command(spec: EngineSpec) -> list[str]:
         ]
         if spec.threads is not None:
             argv += ["--n_threads", str(spec.threads)]
+        if spec.chat_format is not None:
+            argv += ["--chat_format", spec.chat_format]
         return argv
     if spec.engine == "vllm":
         argv = [

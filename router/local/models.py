@@ -14,10 +14,12 @@ from pathlib import Path
 
 from router.local.errors import ModelMissing
 
-__all__ = ["DEFAULT_SERVED_NAME", "default_gguf", "model_dir"]
+__all__ = ["DEFAULT_CHAT_FORMAT", "DEFAULT_SERVED_NAME", "default_gguf", "model_dir"]
 
 DEFAULT_SERVED_NAME = "gemma-3-270m"
 """The model id the embedded server answers to (policy: `model: openai/gemma-3-270m`)."""
+DEFAULT_CHAT_FORMAT = "gemma"
+"""The GGUF carries no chat template; without this llama-cpp-python falls back to llama-2's."""
 
 
 def model_dir() -> Path:

@@ -87,6 +87,8 @@ def test_llamacpp_command_defaults_to_a_2048_token_context() -> None:
         ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
         ({"max_model_len": 0}, "max_model_len"),
         ({"engine": "llamacpp", "tensor_parallel_size": 2}, "does not apply"),
+        ({"threads": 4}, "llamacpp only"),
+        ({"chat_format": "gemma"}, "llamacpp only"),
     ],
 )
 def test_invalid_specs_are_refused(kwargs: dict[str, object], reason: str) -> None:
@@ -126,6 +128,7 @@ def test_dry_run_sglang_and_default_llamacpp(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "llama_cpp.server --model /mdl/gemma-3-270m-q4_k_m.gguf" in result.stdout
     assert "--model_alias gemma-3-270m" in result.stdout
+    assert result.stdout.rstrip().endswith("--chat_format gemma")  # the GGUF has no template
     assert not Path("/mdl").exists()  # a dry run writes nothing
 
 
