@@ -59,8 +59,29 @@ class Tier(_Strict):
     throughput_tokens_per_s: float | None = Field(default=None, gt=0)
     local: bool = False
     adapter: Literal["auto", "openai", "litellm"] = "auto"
-    timeout_s: float = Field(default=600.0, gt=0)
+    timeout_s: float = Field(default=600.0, gt=0, description="longest wait for any read")
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    first_token_timeout_s: float | None = Field(
+        default=None, gt=0, description="streams: longest wait for the first chunk"
+    )
+    total_timeout_s: float | None = Field(
+        default=None, gt=0, description="non-streamed calls: longest wait for the whole answer"
+    )
+    retries: int = Field(
+        default=0, ge=0, le=5, description="retries on 429/5xx, with jittered backoff"
+    )
+    max_inflight: int | None = Field(
+        default=None, gt=0, description="saturated when tierwise has this many calls open to it"
+    )
+    max_queue: int | None = Field(
+        default=None, ge=0, description="saturated when the server reports more waiting requests"
+    )
+    engine: Literal["openai", "vllm", "sglang", "llamacpp"] = Field(
+        default="openai", description="how to read the server's load (metrics_url)"
+    )
+    metrics_url: str | None = Field(
+        default=None, description="load endpoint, e.g. http://127.0.0.1:8000/metrics"
+    )
     max_output_tokens: int = Field(
         default=4096,
         gt=0,
@@ -93,8 +114,22 @@ class Tier(_Strict):
         return value.rstrip("/") if value else value
 
 
+class Breaker(_Strict):
+    """Per-tier circuit breaker: open after `failures` consecutive failures, probe after
+    `cooldown_s`."""
+
+    failures: int = Field(default=5, ge=1)
+    cooldown_s: float = Field(default=10.0, gt=0)
+
+
 class Routing(_Strict):
-    """How `auto` picks a tier: a fixed threshold, or a target frontier share."""
+    """How `auto` picks a tier: a fixed threshold, or a target frontier share.
+
+    `fallback`: when the chosen tier fails (connection, 5xx, timeout, open breaker) or, for
+    `auto` requests, is saturated, try the other tier (budget and privacy permitting).
+    `escalate`: a non-streamed cheap answer that fails a cheap check (empty, a refusal, invalid
+    JSON when `response_format` asks for JSON) is retried once on the frontier.
+    """
 
     threshold: float | None = Field(default=None, ge=0, le=1)
     target_frontier_share: float | None = Field(default=None, ge=0, le=1)
@@ -104,6 +139,9 @@ class Routing(_Strict):
         default_factory=dict,
         description="extra model names: alias -> 'auto' or a tier name",
     )
+    fallback: bool = True
+    escalate: bool = False
+    breaker: Breaker = Breaker()
 
     @model_validator(mode="after")
     def _one_rule(self) -> Routing:

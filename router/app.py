@@ -55,6 +55,7 @@ async def _readyz(request: Request) -> Response:
             "threshold": state.threshold,
             "tiers": list(state.policy.tiers),
             "alerts": state.alerts.totals(),
+            "health": state.health.snapshot(),
         }
     )
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.health.start()
         try:
             yield
         finally:

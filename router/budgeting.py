@@ -24,7 +24,7 @@ from policies.budgets import (
     reservation_micros,
     window_of,
 )
-from router.errors import BudgetExhausted, LedgerDown
+from router.errors import BudgetExhausted, Forbidden, LedgerDown
 from router.ledger import Ledger, LedgerUnavailable, Line, LineState
 from router.upstream import Usage
 
@@ -134,6 +134,16 @@ class BudgetGate:
         return dataclasses.replace(
             decision, tier=cheap, model=model, threshold=shown, reason=reason
         )
+
+    def local_only(self, decision: Decision) -> Decision:
+        """A request that must stay on the premises (`x-tierwise-local-only`): the cheap tier,
+        when it is local; otherwise refuse rather than send the data out."""
+        cheap = self.policy.routing.cheap_tier
+        if not self.policy.tiers[cheap].local:
+            raise Forbidden(
+                "x-tierwise-local-only: no local tier is configured (set local: true on one)"
+            )
+        return self._downgrade(decision, "local_only")
 
     # -- reserve / settle / release -----------------------------------------------------------
 

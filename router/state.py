@@ -17,6 +17,7 @@ from router.auth import KeyChecker
 from router.budgeting import BudgetGate
 from router.ledger import Store, open_store
 from router.settings import Settings
+from router.tier_health import TierHealth
 from router.upstream import Upstream
 from router.upstreams import build_upstreams
 
@@ -35,6 +36,7 @@ class ProxyState:
     store: Store
     gate: BudgetGate
     alerts: AlertManager
+    health: TierHealth
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -44,6 +46,7 @@ class ProxyState:
         task.add_done_callback(self.tasks.discard)
 
     async def aclose(self) -> None:
+        await self.health.aclose()
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=10)
         await self.alerts.aclose(deadline_s=10)  # after the settlements that may fire alerts
@@ -81,5 +84,15 @@ def build_state(settings: Settings) -> ProxyState:
     gate = BudgetGate(policy, store.ledger, alerts=alerts)
     logging.getLogger("tierwise").info("ledger and request log: %s", settings.ledger_url)
     return ProxyState(
-        settings, policy, source, scorer, threshold, keys, upstreams, store, gate, alerts
+        settings,
+        policy,
+        source,
+        scorer,
+        threshold,
+        keys,
+        upstreams,
+        store,
+        gate,
+        alerts,
+        TierHealth(policy),
     )

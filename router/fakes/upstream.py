@@ -8,7 +8,11 @@ steer it, so tests can provoke every behaviour through a real socket:
 
 - `[[status:N]]` answer with HTTP status N and an error body;
 - `[[sleep:S]]` wait S seconds before answering (timeouts);
-- `[[chunks:N]]` stream N content chunks; `[[chunk_delay:S]]` wait S seconds between chunks.
+- `[[chunks:N]]` stream N content chunks; `[[chunk_delay:S]]` wait S seconds between chunks;
+- `[[empty:1]]` answer with empty content;
+- `[[name:value@model]]` applies a directive only when the request names that model.
+
+`GET /metrics` reports vLLM-style load (requests held by a sleep count as waiting).
 
 `GET /_stats` reports requests per model, the last request body and stream counters (active,
 completed, cancelled: a client that hangs up mid-stream shows as cancelled); `POST /_reset`.
@@ -32,7 +36,7 @@ from starlette.routing import Route
 
 __all__ = ["create_fake_app", "main"]
 
-_DIRECTIVE = re.compile(r"\[\[(\w+):([0-9.]+)\]\]")
+_DIRECTIVE = re.compile(r"\[\[(\w+):([0-9.]+)(?:@([\w.:/-]+))?\]\]")
 
 
 class _Stats:
@@ -46,6 +50,7 @@ class _Stats:
         self.active_streams = 0
         self.completed_streams = 0
         self.cancelled_streams = 0
+        self.waiting = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,10 +71,11 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _directives(messages: list[dict[str, Any]]) -> dict[str, float]:
+def _directives(messages: list[dict[str, Any]], model: Any = None) -> dict[str, float]:
+    """`[[name:value]]` applies to every model, `[[name:value@model]]` only to that model."""
     last = next((m for m in reversed(messages) if m.get("role") == "user"), None)
     text = _text(last.get("content")) if last else ""
-    return {k: float(v) for k, v in _DIRECTIVE.findall(text)}
+    return {k: float(v) for k, v, only in _DIRECTIVE.findall(text) if not only or only == model}
 
 
 def _words(messages: list[dict[str, Any]], system: Any = None) -> int:
@@ -84,10 +90,14 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
         stats.requests += 1
         stats.by_model[str(body.get("model"))] += 1
         stats.last_body = body
-        d = _directives(body.get("messages") or [])
+        d = _directives(body.get("messages") or [], body.get("model"))
         wait = delay_ms / 1000 + d.get("sleep", 0.0)
         if wait:
-            await asyncio.sleep(wait)
+            stats.waiting += 1
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                stats.waiting -= 1
         status = int(d.get("status", 200))
         if status != 200:
             err = {"error": {"message": f"fake {status}", "type": "fake_error", "code": status}}
@@ -125,7 +135,8 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
                 "function": {"name": fn, "arguments": json.dumps({"query": "fake"})},
             }
         if not body.get("stream"):
-            message: dict[str, Any] = {"role": "assistant", "content": " ".join(words)}
+            text = "" if d.get("empty") else " ".join(words)
+            message: dict[str, Any] = {"role": "assistant", "content": text}
             finish = "stop"
             if tool_call is not None:
                 message = {"role": "assistant", "content": None, "tool_calls": [tool_call]}
@@ -246,6 +257,14 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
     async def get_stats(request: Request) -> Response:
         return JSONResponse(stats.as_dict())
 
+    async def metrics(request: Request) -> Response:
+        """vLLM-style load: requests held by `[[sleep:S]]` count as waiting."""
+        text = (
+            f"vllm:num_requests_running {stats.active_streams}\n"
+            f"vllm:num_requests_waiting {stats.waiting}\n"
+        )
+        return Response(text, media_type="text/plain")
+
     async def reset(request: Request) -> Response:
         stats.reset()
         return JSONResponse({"ok": True})
@@ -256,6 +275,7 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/_stats", get_stats, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/_reset", reset, methods=["POST"]),
         ]
     )

@@ -353,7 +353,8 @@ def test_upstream_unreachable_is_502(
         json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
     )
     assert response.status_code == 502
-    assert "cheap" in _error(response)["message"]
+    message = _error(response)["message"]
+    assert "tried: cheap:error, frontier:error" in message  # fell back, and said so
 
 
 def test_policy_path_and_proxy_log_exist(logs_dir: Path) -> None:

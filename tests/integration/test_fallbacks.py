@@ -1,0 +1,252 @@
+"""Fallbacks, retries, the circuit breaker, saturation spill-over, escalation and local-only
+requests, with real processes: the cheap tier's fake server is its own process so it can be
+killed and restarted; the frontier is the session's fake upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from router.fakes.processes import ServerProcess, free_port, upstream_command
+from tests.conftest import StartProxy, write_policy
+
+EASY = "hi"
+
+
+@pytest.fixture
+def cheap_server(logs_dir: Path) -> Iterator[ServerProcess]:
+    port = free_port()
+    server = ServerProcess(
+        upstream_command(port, name="local"), port, "/_stats", log=logs_dir / f"cheap_{port}.log"
+    )
+    with server:
+        yield server
+
+
+def policy(tmp: Path, local: ServerProcess, remote: ServerProcess, **extra: Any) -> Path:
+    cheap_tier = {
+        "model": "openai/cheap-model",
+        "api_base": f"{local.url}/v1",
+        "local": True,
+        "timeout_s": 5,
+        **extra.pop("cheap", {}),
+    }
+    frontier_tier = {
+        "model": "openai/frontier-model",
+        "api_base": f"{remote.url}/v1",
+        **extra.pop("frontier", {}),
+    }
+    routing = {
+        "threshold": 0.5,
+        "breaker": {"failures": 2, "cooldown_s": 1.0},
+        **extra.pop("routing", {}),
+    }
+    return write_policy(
+        tmp / "p.yaml",
+        local.url,
+        tiers={"cheap": cheap_tier, "frontier": frontier_tier},
+        routing=routing,
+        **extra,
+    )
+
+
+def ask(client: openai.OpenAI, content: str = EASY, model: str = "auto", **kw: Any) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": content}], **kw
+    )
+
+
+def test_local_down_falls_back_then_the_breaker_opens_and_closes(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    assert ask(client).headers["x-tierwise-tier"] == "cheap"
+    cheap_server.stop()  # the local server dies mid-traffic
+    first = ask(client)
+    assert first.headers["x-tierwise-tier"] == "frontier"
+    assert first.headers["x-tierwise-reason"] == "fallback:cheap_error"
+    assert first.headers["x-tierwise-fallback"] == "cheap:error"
+    assert first.parse().choices[0].message.content.endswith("from-fake:frontier-model")
+    ask(client)  # second consecutive failure: the breaker opens
+    opened = ask(client)
+    assert opened.headers["x-tierwise-reason"] == "fallback:cheap_breaker_open"
+    health = httpx.get(f"{proxy.url}/readyz").json()["health"]
+    assert health["cheap"]["breaker"] == "open"
+    cheap_server.start()  # back on the same port
+    time.sleep(1.1)  # cooldown: the next request is the half-open probe
+    deadline = time.monotonic() + 10
+    while ask(client).headers["x-tierwise-tier"] != "cheap":
+        assert time.monotonic() < deadline, "the breaker never closed again"
+        time.sleep(0.2)
+    assert httpx.get(f"{proxy.url}/readyz").json()["health"]["cheap"]["breaker"] == "closed"
+
+
+def test_frontier_429_is_retried_then_falls_back_to_local(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, frontier={"retries": 2}))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    before = httpx.get(f"{fake_upstream.url}/_stats").json()["by_model"].get("frontier-model", 0)
+    reply = ask(client, "[[status:429@frontier-model]]", model="frontier")
+    after = httpx.get(f"{fake_upstream.url}/_stats").json()["by_model"]["frontier-model"]
+    assert after - before == 3  # the call and two jittered retries
+    assert reply.headers["x-tierwise-tier"] == "cheap"
+    assert reply.headers["x-tierwise-reason"] == "fallback:frontier_error"
+    # a 500 the same way
+    reply = ask(client, "[[status:500@frontier-model]]", model="frontier")
+    assert reply.headers["x-tierwise-tier"] == "cheap"
+
+
+def test_429_without_a_fallback_is_passed_through(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, routing={"fallback": False}))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        ask(client, "[[status:429@frontier-model]]", model="frontier")
+
+
+def test_a_slow_local_server_spills_auto_traffic_to_the_frontier(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, cheap={"max_inflight": 2}))
+
+    async def burst() -> list[Any]:
+        client = openai.AsyncOpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+        try:
+            return await asyncio.gather(
+                *(
+                    client.chat.completions.with_raw_response.create(
+                        model="auto",
+                        messages=[{"role": "user", "content": "[[sleep:1@cheap-model]]"}],
+                    )
+                    for _ in range(6)
+                )
+            )
+        finally:
+            await client.close()
+
+    replies = asyncio.run(burst())
+    tiers = sorted(r.headers["x-tierwise-tier"] for r in replies)
+    assert tiers.count("cheap") == 2 and tiers.count("frontier") == 4
+    spilled = [r for r in replies if r.headers["x-tierwise-tier"] == "frontier"]
+    assert all(r.headers["x-tierwise-reason"] == "fallback:cheap_saturated" for r in spilled)
+
+
+def test_server_reported_queue_spills_too(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    cheap = {"max_queue": 1, "engine": "vllm", "metrics_url": f"{cheap_server.url}/metrics"}
+    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, cheap=cheap))
+
+    async def load_and_probe() -> Any:
+        busy = [  # two requests held by the server itself (not through tierwise)
+            asyncio.create_task(
+                asyncio.to_thread(
+                    httpx.post,
+                    f"{cheap_server.url}/v1/chat/completions",
+                    json={"model": "x", "messages": [{"role": "user", "content": "[[sleep:3]]"}]},
+                    timeout=10,
+                )
+            )
+            for _ in range(2)
+        ]
+        await asyncio.sleep(1.2)  # the proxy polls every 0.5 s
+        client = openai.AsyncOpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+        try:
+            return await client.chat.completions.with_raw_response.create(
+                model="auto", messages=[{"role": "user", "content": EASY}]
+            )
+        finally:
+            await client.close()
+            await asyncio.gather(*busy)
+
+    reply = asyncio.run(load_and_probe())
+    assert reply.headers["x-tierwise-reason"] == "fallback:cheap_saturated"
+    assert httpx.get(f"{proxy.url}/readyz").json()["health"]["cheap"]["load"] is not None
+
+
+def test_first_token_timeout_falls_back_before_any_byte_is_sent(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    cheap = {"first_token_timeout_s": 0.5}
+    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, cheap=cheap))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    with client.chat.completions.with_streaming_response.create(
+        model="auto",
+        stream=True,
+        messages=[{"role": "user", "content": "[[sleep:2@cheap-model]]"}],
+    ) as response:
+        assert response.headers["x-tierwise-tier"] == "frontier"
+        assert response.headers["x-tierwise-reason"] == "fallback:cheap_timeout"
+        text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+    assert text.endswith("from-fake:frontier-model")
+
+
+def test_escalation_of_empty_and_invalid_json_answers(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, routing={"escalate": True}))
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    empty = ask(client, "[[empty:1@cheap-model]]")
+    assert empty.headers["x-tierwise-tier"] == "frontier"
+    assert empty.headers["x-tierwise-reason"] == "escalated:empty"
+    assert empty.headers["x-tierwise-escalated-from"] == "cheap"
+    not_json = ask(client, "give json", response_format={"type": "json_object"})
+    assert not_json.headers["x-tierwise-reason"] == "escalated:invalid_json"
+    fine = ask(client)
+    assert fine.headers["x-tierwise-tier"] == "cheap"
+
+
+def test_local_only_requests_never_leave_the_premises(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream))
+    client = openai.OpenAI(
+        base_url=f"{proxy.url}/v1",
+        api_key="k",
+        max_retries=0,
+        default_headers={"x-tierwise-local-only": "true"},
+    )
+    hard = "Prove step by step that the integral of x^2 from 0 to 1 is 1/3, then write python code."
+    reply = ask(client, hard)
+    assert (reply.headers["x-tierwise-tier"], reply.headers["x-tierwise-reason"]) == (
+        "cheap",
+        "local_only",
+    )
+    cheap_server.stop()
+    with pytest.raises(openai.InternalServerError) as caught:
+        ask(client, hard)
+    assert caught.value.status_code == 502  # no fallback to the frontier
