@@ -74,6 +74,7 @@ async def admin_spend(request: Request) -> Response:
     """Spend per tier today and this month (UTC), what the frontier would have cost, savings."""
     try:
         state = await _guard(request)
+        await state.gate.flush_accounting()  # this replica's; others write theirs every second
         now = time.time()
         periods: dict[str, Any] = {}
         for window in ("day", "month"):

@@ -49,6 +49,7 @@ class ProxyState:
         await self.health.aclose()
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=10)
+        await self.gate.flush_accounting()
         await self.alerts.aclose(deadline_s=10)  # after the settlements that may fire alerts
         for upstream in self.upstreams.values():
             await upstream.aclose()

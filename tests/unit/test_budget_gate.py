@@ -174,3 +174,24 @@ async def test_unavailable_ledger_fails_closed_for_the_frontier_by_default() -> 
         await BudgetGate(strict, DownLedger(), Clock(0)).admit(
             "r", hard(strict), None, None, body()
         )
+
+
+async def test_accounting_is_batched_and_flushed() -> None:
+    p = policy(limit_usd=100.0)
+    ledger = MemoryLedger()
+    clock = Clock(ts(2026, 11, 22, 12))
+    gate = BudgetGate(p, ledger, clock)
+    spend = Line("_spend|frontier|2026-11-22", 2**62, ts(2026, 12, 1))
+    for i in range(3):
+        a = await gate.admit(f"r{i}", hard(p), None, None, body())
+        await gate.settle(f"r{i}", a, 1000, 1500)
+    [before] = await ledger.state([spend], clock())
+    assert before.spent_micros == 0  # not written per request
+    clock.now += 2  # past the flush interval: the next settlement writes the batch
+    a = await gate.admit("r3", hard(p), None, None, body())
+    await gate.settle("r3", a, 1000, 1500)
+    [after] = await ledger.state([spend], clock())
+    assert after.spent_micros == 4000
+    await gate.flush_accounting()
+    equivalent = Line("_frontier_equivalent|all|2026-11", 2**62, ts(2026, 12, 2))
+    assert (await ledger.state([equivalent], clock()))[0].spent_micros == 6000
