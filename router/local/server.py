@@ -259,6 +259,8 @@ def _alive(state: ServerState) -> bool:
         cmdline = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
     except OSError:
         return False
+    if not cmdline:
+        return True  # between fork and exec (just spawned): nothing to compare yet
     tail = state.command[1:]
     return cmdline[-len(tail) :] == tail if tail else True
 
