@@ -124,7 +124,8 @@ def main() -> None:
 
     from router.local import DEFAULT_CHAT_FORMAT, EngineSpec, LocalServer, default_gguf
 
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+    with ExitStack() as stack:  # closed in reverse: servers stop before their state dir goes
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         local_url = args.url
         if local_url is None:
             state = LocalServer(Path(tmp) / "state")

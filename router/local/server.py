@@ -151,27 +151,39 @@ class LocalServer:
             started_at=time.time(),
         )
         self._write(state)
+        try:
+            self._wait_ready(state, timeout_s)
+        except BaseException:  # failed, timed out or interrupted: leave nothing running
+            self.stop(grace_s=5.0, spawned_here=True)
+            raise
+        return state
+
+    def _wait_ready(self, state: ServerState, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not _alive(state):
-                self._forget()
                 raise StartFailed("the server exited during start-up", self.log_file, self._tail())
             if _models(state.url, timeout_s=2.0) is not None:
-                return state
+                return
             time.sleep(0.25)
-        self.stop()
         raise StartFailed(
             f"the server did not answer {state.url}/v1/models within {timeout_s:.0f}s",
             self.log_file,
             self._tail(),
         )
 
-    def stop(self, grace_s: float = 10.0) -> ServerState | None:
-        """Stop the recorded server (SIGTERM, then SIGKILL after `grace_s`); None if none ran."""
+    def stop(self, grace_s: float = 10.0, spawned_here: bool = False) -> ServerState | None:
+        """Stop the recorded server (SIGTERM, then SIGKILL after `grace_s`); None if none ran.
+
+        The signals go to the server's process group (engines such as vLLM run worker
+        processes). `spawned_here`: this process just started it, so the group is certainly
+        ours even if its leader already exited; otherwise a pid that is no longer the recorded
+        command is left alone.
+        """
         state = self.read()
         if state is None:
             return None
-        if _alive(state):
+        if spawned_here or _alive(state):
             _signal_group(state.pid, signal.SIGTERM)
             deadline = time.monotonic() + grace_s
             while _alive(state) and time.monotonic() < deadline:

@@ -161,3 +161,24 @@ def test_a_broken_model_file_fails_with_the_log_tail(tmp_path: Path) -> None:
     assert "exited during start-up" in result.stderr and "last lines of the log" in result.stderr
     assert "Traceback (most recent call last)" not in result.stderr.split("last lines")[0]
     assert not (tmp_path / "server.json").exists()
+
+
+def test_a_start_that_times_out_leaves_nothing_running(tmp_path: Path) -> None:
+    from router.local import DEFAULT_CHAT_FORMAT, EngineSpec, LocalServer, StartFailed, default_gguf
+
+    server = LocalServer(tmp_path)
+    spec = EngineSpec(
+        "llamacpp", str(default_gguf()), SERVED, port=free_port(), chat_format=DEFAULT_CHAT_FORMAT
+    )
+    with pytest.raises(StartFailed, match="did not answer"):
+        server.start(spec, timeout_s=0.3)
+    assert server.read() is None
+    marker = f"\0--port\0{spec.port}\0".encode()
+    leftovers = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes():
+                leftovers.append(cmdline.parent.name)
+        except OSError:
+            continue
+    assert leftovers == []
