@@ -95,7 +95,23 @@ def connect(path: str | Path, busy_timeout_ms: int) -> sqlite3.Connection:
         str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+    # Switching a fresh file to WAL needs a moment alone with it, and SQLite answers "database
+    # is locked" at once (without the busy handler) while another process is doing the same:
+    # several replicas starting together on one file. Retry for a while.
+    deadline = time.monotonic() + 10
+    delay = 0.005
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower()
+            break
+        except sqlite3.OperationalError as e:
+            if not _busy(e) or time.monotonic() > deadline:
+                conn.close()
+                raise
+            time.sleep(delay)  # start-up only, before the event loop serves anything
+            delay = min(delay * 2, 0.2)
+    if mode != "wal":
+        conn.close()
         raise LedgerUnavailable(f"{path}: cannot switch SQLite to WAL mode")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn

@@ -238,6 +238,9 @@ async def test_two_processes_never_pass_the_limit(
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
+            for pipe in (worker.stdin, worker.stdout):
+                if pipe is not None:
+                    pipe.close()
     assert sum(counts) == fits
     opened = open_store(store_url)
     try:
