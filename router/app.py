@@ -22,8 +22,10 @@ from router.alerts.admin import admin_alerts
 from router.chat import chat_completions
 from router.errors import ProxyError, error_body, error_response
 from router.fast_dispatch import FastDispatch
+from router.messages import MessagesApi
 from router.settings import Settings
 from router.state import ProxyState, build_state
+from router.upstreams import build_messages_upstreams
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -80,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
     anything listens, so the CLI can report them."""
     settings = settings or Settings()
     state = build_state(settings)
+    messages = MessagesApi(
+        build_messages_upstreams(state.policy, settings.pool_connections, settings.http_client)
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -88,10 +93,13 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
             yield
         finally:
             await state.aclose()
+            await messages.aclose()
 
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages.create, methods=["POST"]),
+            Route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"]),
             Route("/v1/models", _models, methods=["GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
@@ -104,7 +112,14 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
         lifespan=lifespan,
     )
     app.state.proxy = state
-    return FastDispatch(app, {("POST", "/v1/chat/completions"): chat_completions})
+    return FastDispatch(
+        app,
+        {
+            ("POST", "/v1/chat/completions"): chat_completions,
+            ("POST", "/v1/messages"): messages.create,
+            ("POST", "/v1/messages/count_tokens"): messages.count_tokens,
+        },
+    )
 
 
 def create_app_from_env() -> FastDispatch:

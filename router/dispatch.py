@@ -9,6 +9,10 @@ client has bytes and a failure ends the stream with an error event. With `routin
 non-streamed cheap answer that fails a cheap check is retried once on the frontier.
 
 Every attempt is settled (or released) and logged by `Call.finish`, in the background.
+
+A request that arrived in another wire format (Anthropic's Messages API) carries a `Wire` on
+`Routed`: it supplies the `Upstream` to call on each tier (translating, or passing through to a
+tier that speaks that format natively). Requests without one (the OpenAI endpoint) pay nothing.
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import Response
 
-from policies import Decision
+from policies import Decision, decide
 from router.auth import Caller
 from router.budgeting import Admission
 from router.errors import ProxyError, UpstreamError, UpstreamTimeout
@@ -37,7 +41,7 @@ from router.upstream import Reply, Stream, Upstream, Usage
 if TYPE_CHECKING:
     from router.state import ProxyState
 
-__all__ = ["Call", "Routed", "decision_headers", "dispatch"]
+__all__ = ["Call", "Routed", "Wire", "decision_headers", "dispatch", "route"]
 
 log = logging.getLogger("tierwise")
 
@@ -58,6 +62,19 @@ def decision_headers(decision: Decision, request_id: str) -> dict[str, str]:
     }
 
 
+class Wire(Protocol):
+    """A client wire format other than OpenAI's chat completions."""
+
+    def upstream(self, tier: str, upstream: Upstream) -> Upstream:
+        """What to call on `tier` (whose OpenAI-speaking upstream is `upstream`); its answers,
+        error replies and streams are already in the client's format."""
+        ...
+
+    def message(self, body: bytes) -> dict[str, Any]:
+        """The OpenAI-style assistant message (`content`, `tool_calls`) of a 200 answer."""
+        ...
+
+
 @dataclass(slots=True)
 class Routed:
     """A request that has been parsed, scored and given a first decision."""
@@ -72,6 +89,41 @@ class Routed:
     stream: bool
     prompt: str | None
     local_only: bool
+    wire: Wire | None = None
+
+
+_TRUE = ("1", "true", "yes")
+
+
+async def route(
+    state: ProxyState,
+    rid: str,
+    arrived: float,
+    started: float,
+    caller: Caller,
+    headers: Mapping[str, str],
+    body: dict[str, Any],
+    text: str,
+    wire: Wire | None = None,
+) -> Routed:
+    """Score `text`, decide, apply `x-tierwise-local-only` and the budgets' pacing: the
+    `Routed` request for `dispatch` (`body` is an OpenAI chat body)."""
+    difficulty = state.scorer.difficulty(text)
+    local_only = headers.get("x-tierwise-local-only", "").lower() in _TRUE
+    decision = decide(state.policy, body["model"], difficulty, state.threshold)
+    if local_only and not state.policy.tiers[decision.tier].local:
+        decision = state.gate.local_only(decision)
+    decision = await state.gate.adjust(decision, caller.label, caller.team)
+    prompt = text if state.policy.logging.prompts else None
+    stream = bool(body.get("stream"))
+    return Routed(
+        state, rid, arrived, started, caller, body, decision, stream, prompt, local_only, wire
+    )
+
+
+def _upstream(r: Routed, tier: str) -> Upstream:
+    upstream = r.state.upstreams[tier]
+    return upstream if r.wire is None else r.wire.upstream(tier, upstream)
 
 
 @dataclass(slots=True)
@@ -217,7 +269,7 @@ async def _serve(call: Call, headers: dict[str, str]) -> Response | RelayRespons
     r = call.routed
     state = r.state
     tier = state.policy.tiers[call.decision.tier]
-    upstream = state.upstreams[call.decision.tier]
+    upstream = _upstream(r, call.decision.tier)
     r.body["model"] = upstream.model_name
     if r.stream:
         return await _stream(call, upstream, headers)
@@ -253,7 +305,10 @@ def _escalation_check(call: Call, reply: Reply) -> str | None:
     if _other(r, call.decision.tier) is None:
         return None
     try:
-        message = json.loads(reply.body)["choices"][0]["message"]
+        if r.wire is not None:
+            message = r.wire.message(reply.body)
+        else:
+            message = json.loads(reply.body)["choices"][0]["message"]
     except (ValueError, KeyError, IndexError, TypeError):
         return "malformed"
     if message.get("tool_calls"):
@@ -289,10 +344,9 @@ async def _escalate(call: Call, check: str) -> Response | None:
     second = Call(r, rid, admission.decision, admission)
     headers = decision_headers(second.decision, r.rid)
     headers["x-tierwise-escalated-from"] = call.decision.tier
+    upstream = _upstream(r, frontier)
     try:
-        reply = await r.state.upstreams[frontier].complete(
-            r.body | {"model": r.state.upstreams[frontier].model_name}
-        )
+        reply = await upstream.complete(r.body | {"model": upstream.model_name})
     except (UpstreamError, UpstreamTimeout) as exc:
         second.finish(exc.status, None, ok=False)
         return None

@@ -1,4 +1,5 @@
-"""The error tree and its one mapping to HTTP: status + OpenAI-shaped `{"error": {...}}` body."""
+"""The error tree and its one mapping to HTTP: status + OpenAI-shaped `{"error": {...}}` body,
+or, for the Anthropic Messages endpoint, Anthropic's `{"type": "error", "error": {...}}`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ __all__ = [
     "Unauthorized",
     "UpstreamError",
     "UpstreamTimeout",
+    "anthropic_error_body",
+    "anthropic_error_response",
+    "anthropic_error_type",
     "error_body",
     "error_response",
 ]
@@ -101,19 +105,57 @@ def error_body(status: int, message: str, type_: str, code: str | None) -> bytes
     return json.dumps({"error": {"message": message, "type": type_, "code": code}}).encode()
 
 
+def _describe(exc: Exception) -> tuple[int, str, str, str]:
+    """(status, message, OpenAI error type, code) for any exception; unknown ones are a generic
+    500 (no stack trace)."""
+    if isinstance(exc, ProxyError):
+        return exc.status, exc.message, exc.type, exc.code
+    if isinstance(exc, UnknownModel):
+        return 404, str(exc), "invalid_request_error", "model_not_found"
+    if isinstance(exc, PolicyError):
+        return 500, str(exc), "server_error", "invalid_policy"
+    return 500, "internal error; see the proxy's log", "server_error", "internal_error"
+
+
 def error_response(exc: Exception, headers: dict[str, str] | None = None) -> Response:
     """The HTTP response for any exception; unknown ones become a generic 500 (no stack trace)."""
-    if isinstance(exc, ProxyError):
-        status, message, type_, code = exc.status, exc.message, exc.type, exc.code
-    elif isinstance(exc, UnknownModel):
-        status, message, type_, code = 404, str(exc), "invalid_request_error", "model_not_found"
-    elif isinstance(exc, PolicyError):
-        status, message, type_, code = 500, str(exc), "server_error", "invalid_policy"
-    else:
-        status, message = 500, "internal error; see the proxy's log"
-        type_, code = "server_error", "internal_error"
+    status, message, type_, code = _describe(exc)
     return Response(
         error_body(status, message, type_, code),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    """Anthropic's error `type` for an HTTP status (other 5xx: `api_error`)."""
+    if status in _ANTHROPIC_TYPES:
+        return _ANTHROPIC_TYPES[status]
+    return "api_error" if status >= 500 else "invalid_request_error"
+
+
+def anthropic_error_body(status: int, message: str) -> bytes:
+    error = {"type": anthropic_error_type(status), "message": message}
+    return json.dumps({"type": "error", "error": error}).encode()
+
+
+def anthropic_error_response(exc: Exception, headers: dict[str, str] | None = None) -> Response:
+    """`error_response` in Anthropic's shape: same status, same message."""
+    status, message, _, _ = _describe(exc)
+    return Response(
+        anthropic_error_body(status, message),
         status_code=status,
         media_type="application/json",
         headers=headers,

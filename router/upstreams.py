@@ -6,11 +6,19 @@ import os
 from typing import Literal
 
 from policies import Policy, Tier
+from router.anthropic.upstream import ANTHROPIC_VERSION, AnthropicUpstream, messages_url
 from router.openai_upstream import OpenAIUpstream
 from router.sender import Sender, SenderConfig
 from router.upstream import Upstream
 
-__all__ = ["OPENAI_COMPATIBLE", "HttpClient", "build_upstreams", "make_sender", "uses_fast_path"]
+__all__ = [
+    "OPENAI_COMPATIBLE",
+    "HttpClient",
+    "build_messages_upstreams",
+    "build_upstreams",
+    "make_sender",
+    "uses_fast_path",
+]
 
 HttpClient = Literal["aiohttp", "httpx"]
 
@@ -96,3 +104,33 @@ def build_upstreams(
                 name, tier.model, tier.api_base, api_key, tier.timeout_s
             )
     return upstreams
+
+
+def build_messages_upstreams(
+    policy: Policy, pool_size: int = 512, http_client: HttpClient = "aiohttp"
+) -> dict[str, AnthropicUpstream]:
+    """Native Messages-API upstreams for the tiers that speak it (`anthropic/...` models not
+    forced onto the OpenAI fast path): `/v1/messages` requests routed there pass through."""
+    natives: dict[str, AnthropicUpstream] = {}
+    for name, tier in policy.tiers.items():
+        provider, model_name = _split(tier.model)
+        if provider != "anthropic" or uses_fast_path(tier):
+            continue
+        headers = [
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("anthropic-version", ANTHROPIC_VERSION),
+        ]
+        api_key = os.environ.get(tier.api_key_env) if tier.api_key_env else None
+        if api_key:
+            headers.append(("x-api-key", api_key))
+        config = SenderConfig(
+            tier=name,
+            url=messages_url(tier.api_base),
+            headers=headers,
+            timeout_s=tier.timeout_s,
+            connect_timeout_s=tier.connect_timeout_s,
+            pool_size=pool_size,
+        )
+        natives[name] = AnthropicUpstream(name, model_name, make_sender(config, http_client))
+    return natives

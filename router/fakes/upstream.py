@@ -3,7 +3,8 @@
     python -m router.fakes.upstream --port 9100 [--delay-ms 0] [--name fake]
 
 `POST /v1/chat/completions` (JSON and SSE, tools, `stream_options.include_usage`) and
-`POST /v1/messages` (Anthropic Messages, JSON and SSE). Directives in the last user message
+`POST /v1/messages` (Anthropic Messages, JSON and SSE, tools: a `tool_use` answer unless the last
+turn carries a `tool_result`; errors in Anthropic's shape). Directives in the last user message
 steer it, so tests can provoke every behaviour through a real socket:
 
 - `[[status:N]]` answer with HTTP status N and an error body;
@@ -193,21 +194,41 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
         body = await request.json()
         d, failure = await prelude(body)
         if failure is not None:
-            return failure
+            status = failure.status_code
+            kind = "overloaded_error" if status == 529 else "api_error"
+            if status < 500:
+                kind = "rate_limit_error" if status == 429 else "invalid_request_error"
+            err = {"type": "error", "error": {"type": kind, "message": f"fake {status}"}}
+            return JSONResponse(err, status_code=status)
         model = body.get("model", "fake-claude")
+        turns = body.get("messages") or []
         n_chunks = int(d.get("chunks", 5))
         words = reply_words(body, n_chunks)
         usage = {
-            "input_tokens": _words(body.get("messages") or [], body.get("system")),
+            "input_tokens": _words(turns, body.get("system")),
             "output_tokens": n_chunks,
         }
+        last = turns[-1].get("content") if turns else None
+        answered = isinstance(last, list) and any(
+            isinstance(b, dict) and b.get("type") == "tool_result" for b in last
+        )
+        tool = None
+        if body.get("tools") and not answered:
+            tool = {
+                "type": "tool_use",
+                "id": "toolu_fake1",
+                "name": body["tools"][0].get("name", "tool"),
+                "input": {"query": "fake"},
+            }
+        stop = "tool_use" if tool is not None else "end_turn"
         msg = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model}
         if not body.get("stream"):
+            content = [tool] if tool is not None else [{"type": "text", "text": " ".join(words)}]
             return JSONResponse(
                 msg
                 | {
-                    "content": [{"type": "text", "text": " ".join(words)}],
-                    "stop_reason": "end_turn",
+                    "content": content,
+                    "stop_reason": stop,
                     "stop_sequence": None,
                     "usage": usage,
                 }
@@ -230,20 +251,32 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
                     }
                 },
             )
-            yield event(
-                "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
-            )
-            for i, word in enumerate(words):
-                text = word if i == 0 else " " + word
+            if tool is not None:
                 yield event(
-                    "content_block_delta",
-                    {"index": 0, "delta": {"type": "text_delta", "text": text}},
+                    "content_block_start", {"index": 0, "content_block": tool | {"input": {}}}
                 )
+                arguments = json.dumps(tool["input"])
+                for part in (arguments[:5], arguments[5:]):
+                    yield event(
+                        "content_block_delta",
+                        {"index": 0, "delta": {"type": "input_json_delta", "partial_json": part}},
+                    )
+            else:
+                yield event(
+                    "content_block_start",
+                    {"index": 0, "content_block": {"type": "text", "text": ""}},
+                )
+                for i, word in enumerate(words):
+                    text = word if i == 0 else " " + word
+                    yield event(
+                        "content_block_delta",
+                        {"index": 0, "delta": {"type": "text_delta", "text": text}},
+                    )
             yield event("content_block_stop", {"index": 0})
             yield event(
                 "message_delta",
                 {
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
                     "usage": {"output_tokens": n_chunks},
                 },
             )
