@@ -246,3 +246,27 @@ def test_request_log_and_spend(client: anthropic.Anthropic, proxy: ServerProcess
     record = next(r for r in log["requests"] if r["request_id"] == rid)
     assert record["tier"] == "frontier" and record["status"] == 200
     assert record["completion_tokens"] == 5 and record["cost_micros"] == round(cost * 1e6)
+
+
+def test_fallback_crosses_wire_formats(client: anthropic.Anthropic) -> None:
+    """The cheap (translated) tier fails with a 5xx: the frontier (native) answers."""
+    hello: Any = [{"role": "user", "content": "hi [[status:500@cheap-model]] [[chunks:2]]"}]
+    raw = client.messages.with_raw_response.create(model="cheap", max_tokens=16, messages=hello)
+    assert raw.headers["x-tierwise-tier"] == "frontier"
+    assert raw.headers["x-tierwise-fallback"] == "cheap:error"
+    assert raw.parse().content[0].text == "w0 from-fake:claude-test"
+    with client.messages.stream(model="cheap", max_tokens=16, messages=hello) as stream:
+        final = stream.get_final_message()
+    assert final.id == "msg_fake" and final.usage.output_tokens == 2
+
+
+@pytest.mark.parametrize("tier", ["cheap", "frontier"])
+def test_upstream_4xx_keeps_status_in_anthropic_shape(
+    client: anthropic.Anthropic, tier: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        client.messages.create(
+            model=tier, max_tokens=8, messages=[{"role": "user", "content": "[[status:400]]"}]
+        )
+    error = _error(refused.value)
+    assert error == {"type": "invalid_request_error", "message": "fake 400"}
