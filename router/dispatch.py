@@ -241,6 +241,9 @@ async def dispatch(r: Routed) -> Response | RelayResponse:
             if fallback is None:
                 break
             decision = _switch(r, decision, fallback, f"fallback:{call.decision.tier}_{why}")
+        except BaseException:  # anything else: free the reservation and the slot, then report
+            call.finish(500, None, ok=False)
+            raise
     assert failure is not None
     if isinstance(failure, _Retryable):
         failure = UpstreamError(decision.tier, f"HTTP {failure.reply.status}")
