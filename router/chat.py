@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from classifiers import scoring_text
-from policies import UnknownModel, decide
-from router.dispatch import Routed, decision_headers, dispatch
+from policies import UnknownModel
+from router.dispatch import decision_headers, dispatch, route
 from router.errors import ProxyError, error_response
 from router.relay import RelayResponse
 from router.requests import parse_chat_request, read_body
@@ -30,8 +30,6 @@ __all__ = ["chat_completions", "decision_headers"]
 
 log = logging.getLogger("tierwise")
 
-_TRUE = ("1", "true", "yes")
-
 
 async def chat_completions(request: Request) -> Response | RelayResponse:
     state: ProxyState = request.app.state.proxy
@@ -42,18 +40,8 @@ async def chat_completions(request: Request) -> Response | RelayResponse:
         caller = state.keys.check(request.headers)
         body = parse_chat_request(await read_body(request, state.settings.max_body_bytes))
         text = scoring_text(body["messages"])
-        difficulty = state.scorer.difficulty(text)
-        local_only = request.headers.get("x-tierwise-local-only", "").lower() in _TRUE
-        decision = decide(state.policy, body["model"], difficulty, state.threshold)
-        if local_only and not state.policy.tiers[decision.tier].local:
-            decision = state.gate.local_only(decision)
-        decision = await state.gate.adjust(decision, caller.label, caller.team)
-        headers = decision_headers(decision, rid)
-        prompt = text if state.policy.logging.prompts else None
-        stream = bool(body.get("stream"))
-        routed = Routed(
-            state, rid, arrived, started, caller, body, decision, stream, prompt, local_only
-        )
+        routed = await route(state, rid, arrived, started, caller, request.headers, body, text)
+        headers = decision_headers(routed.decision, rid)
         return await dispatch(routed)
     except Exception as exc:
         if not isinstance(exc, ProxyError | UnknownModel):
