@@ -223,10 +223,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             }
                         )
         rss = {name: peak_rss_mib(pid) for name, pid in pids.items()}
+        logs = {  # what a proxy said when a request failed (the logs vanish with `tmp`)
+            name: server.log.read_text(errors="replace")[-3000:]
+            for name, server in (("tierwise", tierwise), ("litellm", litellm))
+            if server.log is not None
+            and any(x["errors"] for (_, t), v in rounds.items() if t == name for x in v)
+        }
     return {
         "startup_s": startup,
         "peak_rss_mib": rss,
         "rows": summarise(plan, rounds),
+        "error_logs": logs,
         "rounds": {f"{k[0]} | {k[1]}": v for k, v in rounds.items()},
     }
 
@@ -318,8 +325,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             style = "--" if target == "direct" else "o-"
             ax.plot(xs, ys, style, color=colours[target], label=target)
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.set_title(f"throughput, {kind}")
-        ax.set_ylabel("requests/s")
+        ax.set_ylabel("requests/s (log)")
         ax.set_xlabel("concurrent clients (1 = sequential)")
         ax.set_xticks(xs, [str(x) for x in xs])
         ax.grid(True, alpha=0.3)
