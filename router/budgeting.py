@@ -66,6 +66,45 @@ def _accounting(tier: str, now: float) -> tuple[list[Line], list[Line]]:
     return spent, equivalent
 
 
+_MEMO_SIZE = 4096  # (tier, caller, team) combinations remembered; cleared when full
+
+
+class _WindowMemo:
+    """`lines_for` and `_accounting` answers, reused while `now` stays inside every window they
+    name. Both are pure functions of (policy, tier, caller, team, window), and windows change at
+    most hourly, but computing them (time zones, `strftime`) was ~5% of a request's CPU
+    (benchmarks/profile_tierwise.py); a gate is built per policy, so the policy is fixed."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._lines: dict[tuple[str, str | None, str | None], tuple[float, float, list[Any]]] = {}
+        self._accounting: dict[str, tuple[float, float, tuple[list[Line], list[Line]]]] = {}
+
+    def lines_for(
+        self, tier: str, caller: str | None, team: str | None, now: float
+    ) -> list[BudgetLine]:
+        key = (tier, caller, team)
+        hit = self._lines.get(key)
+        if hit is not None and hit[0] <= now < hit[1]:
+            return list(hit[2])
+        lines = lines_for(self.policy, tier, caller, team, now)
+        start = max((b.window.start for b in lines), default=-math.inf)
+        end = min((b.window.end for b in lines), default=math.inf)
+        if len(self._lines) >= _MEMO_SIZE:
+            self._lines.clear()
+        self._lines[key] = (start, end, lines)
+        return list(lines)
+
+    def accounting(self, tier: str, now: float) -> tuple[list[Line], list[Line]]:
+        hit = self._accounting.get(tier)
+        if hit is not None and hit[0] <= now < hit[1]:
+            return hit[2]
+        day = window_of("day", "UTC", now)  # a UTC day lies inside its UTC month
+        answer = _accounting(tier, now)
+        self._accounting[tier] = (day.start, day.end, answer)
+        return answer
+
+
 class BudgetGate:
     """Enforces the policy's budgets for one proxy process (all shared state is in the ledger)."""
 
@@ -85,6 +124,7 @@ class BudgetGate:
         self.settle_failures = 0
         self._pending: dict[str, tuple[Line, int]] = {}
         self._last_flush = clock()
+        self._memo = _WindowMemo(policy)
 
     # -- routing adjustments (pacing, soft limits) -------------------------------------------
 
@@ -107,7 +147,7 @@ class BudgetGate:
         now = self.clock()
         watched = [
             b
-            for b in lines_for(self.policy, frontier, caller, team, now)
+            for b in self._memo.lines_for(frontier, caller, team, now)
             if self.policy.budgets[b.budget].pacing or b.soft_micros is not None
         ]
         if not watched:
@@ -173,7 +213,7 @@ class BudgetGate:
         for _ in range(2):
             tier = self.policy.tiers[decision.tier]
             price = tier.effective_price
-            blines = lines_for(self.policy, decision.tier, caller, team, now)
+            blines = self._memo.lines_for(decision.tier, caller, team, now)
             if not blines:
                 return Admission(decision, [], 0, price)
             max_out = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -235,7 +275,7 @@ class BudgetGate:
         """Record the spend: on the budget lines now (that frees their reservation), and in the
         per-tier accounting, batched (see `flush_accounting`). Never raises."""
         now = self.clock()
-        spent, counterfactual = _accounting(admission.decision.tier, now)
+        spent, counterfactual = self._memo.accounting(admission.decision.tier, now)
         for line, amount in [(x, actual) for x in spent] + [
             (x, equivalent) for x in counterfactual
         ]:
