@@ -22,6 +22,7 @@ __all__ = [
     "anthropic_error_body",
     "anthropic_error_response",
     "anthropic_error_type",
+    "check_upstream_status",
     "error_body",
     "error_response",
 ]
@@ -91,6 +92,20 @@ class UpstreamError(ProxyError):
         super().__init__(f"upstream for tier {tier!r} failed: {detail}")
         self.tier = tier
         self.upstream_status = upstream_status
+
+
+def check_upstream_status(tier: str, status: int) -> None:
+    """An upstream's 5xx, and its 401/403 (tierwise's credentials, not the caller's), are a 502
+    for the caller; other statuses are the caller's business and pass through."""
+    if status >= 500:
+        raise UpstreamError(tier, f"HTTP {status}", upstream_status=status)
+    if status in (401, 403):
+        raise UpstreamError(
+            tier,
+            f"HTTP {status}: the upstream refused tierwise's credentials "
+            "(check the tier's api_key_env)",
+            upstream_status=status,
+        )
 
 
 class UpstreamTimeout(ProxyError):

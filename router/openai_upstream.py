@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from router.errors import UpstreamError
+from router.errors import UpstreamError, check_upstream_status
 from router.sender import RawResponse, Sender
 from router.upstream import Reply, Usage, UsageTap, usage_from
 
@@ -52,15 +52,7 @@ class OpenAIUpstream:
 
     def _check(self, status: int) -> None:
         """Upstream 5xx, and 401/403 (our credentials, not the caller's), become a 502."""
-        if status >= 500:
-            raise UpstreamError(self.tier, f"HTTP {status}", upstream_status=status)
-        if status in (401, 403):
-            raise UpstreamError(
-                self.tier,
-                f"HTTP {status}: the upstream refused tierwise's credentials "
-                f"(check the tier's api_key_env)",
-                upstream_status=status,
-            )
+        check_upstream_status(self.tier, status)
 
     async def _post(self, body: dict[str, Any]) -> RawResponse:
         return await self._sender.post(json.dumps(body, separators=(",", ":")).encode())

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from router.errors import UpstreamError
+from router.errors import UpstreamError, check_upstream_status
 from router.sender import RawResponse, Sender
 from router.upstream import Reply, Usage
 
@@ -107,15 +107,7 @@ class AnthropicUpstream:
 
     def _check(self, status: int) -> None:
         """5xx (529 overloaded included) and 401/403 (tierwise's key, not the caller's): 502."""
-        if status >= 500:
-            raise UpstreamError(self.tier, f"HTTP {status}", upstream_status=status)
-        if status in (401, 403):
-            raise UpstreamError(
-                self.tier,
-                f"HTTP {status}: the upstream refused tierwise's credentials "
-                f"(check the tier's api_key_env)",
-                upstream_status=status,
-            )
+        check_upstream_status(self.tier, status)
 
     async def _post(self, body: dict[str, Any]) -> RawResponse:
         payload = body | {"model": self.model_name}
