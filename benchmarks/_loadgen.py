@@ -3,7 +3,8 @@
     python benchmarks/_loadgen.py        # then one JSON command per line on stdin
 
 Each command is `{"url", "bodies", "concurrency", "duration_s" | "requests", "warmup", "stream"}`
-(`bodies` is a list of JSON strings, used round robin). The answer is one JSON line:
+(`bodies` is a list of JSON strings, used round robin). The answer, written to the file named
+by `out` (then `done` on stdout), is
 `{"latency_s": [...], "ttft_s": [...], "wall_s", "ok", "errors"}` for the measured requests only.
 `concurrency` closed-loop clients share one aiohttp session (the cheapest Python client per
 request we found); each keeps sending until `duration_s` has passed (or `requests` are done).
@@ -16,6 +17,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -107,8 +109,12 @@ def main() -> None:
     for line in sys.stdin:
         if not line.strip():
             continue
-        result = run(run_command(json.loads(line)))
-        sys.stdout.write(json.dumps(result) + "\n")
+        command = json.loads(line)
+        result = run(run_command(command))
+        # the samples go through a file: a pipe answer of a few 100 KiB once stalled half
+        # written (uvloop leaves the inherited descriptors non-blocking), hanging both ends
+        Path(command["out"]).write_text(json.dumps(result))
+        sys.stdout.write("done\n")
         sys.stdout.flush()
 
 

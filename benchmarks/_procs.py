@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,14 @@ class LoadGen:
 
     def run(self, **command: Any) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("load generator died")
-        result: dict[str, Any] = json.loads(line)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "result.json"
+            self.process.stdin.write(json.dumps({**command, "out": str(out)}) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+            if line.strip() != "done":
+                raise RuntimeError(f"load generator died ({line[:200]!r})")
+            result: dict[str, Any] = json.loads(out.read_text())
         return result
 
     def close(self) -> None:
