@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
+from tests.sdk import close_all
 
 _real_connect = socket.socket.connect
 
@@ -37,6 +38,12 @@ def _no_real_providers(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    yield
+    close_all()
 
 
 @pytest.fixture(scope="session")

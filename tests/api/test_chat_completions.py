@@ -14,6 +14,7 @@ import pytest
 
 from router.fakes.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
+from tests.sdk import openai_client
 
 HARD = (
     "Prove step by step that the integral of x^2 from 0 to 1 equals 1/3, then write a python "
@@ -31,7 +32,7 @@ def proxy(
 
 @pytest.fixture
 def client(proxy: ServerProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
+    return openai_client(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
 
 
 def _stats(upstream: ServerProcess) -> dict[str, Any]:
@@ -288,7 +289,7 @@ def strict_proxy(
 
 def test_keys_required(strict_proxy: ServerProcess) -> None:
     messages: Any = [{"role": "user", "content": "hi"}]
-    bad = openai.OpenAI(base_url=f"{strict_proxy.url}/v1", api_key="wrong", max_retries=0)
+    bad = openai_client(base_url=f"{strict_proxy.url}/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as caught:
         bad.chat.completions.create(model="auto", messages=messages)
     assert caught.value.status_code == 401
@@ -299,7 +300,7 @@ def test_keys_required(strict_proxy: ServerProcess) -> None:
     )
     assert missing.status_code == 401
     assert "missing API key" in _error(missing)["message"]
-    good = openai.OpenAI(base_url=f"{strict_proxy.url}/v1", api_key="key-two", max_retries=0)
+    good = openai_client(base_url=f"{strict_proxy.url}/v1", api_key="key-two", max_retries=0)
     assert good.chat.completions.create(model="auto", messages=messages).choices
     # the Anthropic-style header works too
     ok = httpx.post(
@@ -311,7 +312,7 @@ def test_keys_required(strict_proxy: ServerProcess) -> None:
 
 
 def test_body_over_limit_is_413(strict_proxy: ServerProcess) -> None:
-    client = openai.OpenAI(base_url=f"{strict_proxy.url}/v1", api_key="key-one", max_retries=0)
+    client = openai_client(base_url=f"{strict_proxy.url}/v1", api_key="key-one", max_retries=0)
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(
             model="auto", messages=[{"role": "user", "content": "x" * 5000}]
@@ -328,7 +329,7 @@ def test_body_over_limit_is_413(strict_proxy: ServerProcess) -> None:
 
 
 def test_upstream_timeout_is_504_not_a_hang(strict_proxy: ServerProcess) -> None:
-    client = openai.OpenAI(base_url=f"{strict_proxy.url}/v1", api_key="key-one", max_retries=0)
+    client = openai_client(base_url=f"{strict_proxy.url}/v1", api_key="key-one", max_retries=0)
     started = time.monotonic()
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(

@@ -14,6 +14,7 @@ import pytest
 
 from router.fakes.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
+from tests.sdk import anthropic_client
 
 KEY = "sk-messages-test"
 ADMIN = "sk-admin-test"
@@ -55,7 +56,7 @@ def proxy(
 
 @pytest.fixture(scope="module")
 def client(proxy: ServerProcess) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=proxy.url, api_key=KEY, max_retries=0)
+    return anthropic_client(base_url=proxy.url, api_key=KEY, max_retries=0)
 
 
 def _last_body(fake: ServerProcess) -> dict[str, Any]:
@@ -196,12 +197,12 @@ def _error(exc: anthropic.APIStatusError) -> dict[str, Any]:
 
 def test_errors(proxy: ServerProcess) -> None:
     hello: Any = [{"role": "user", "content": "hello"}]
-    bad = anthropic.Anthropic(base_url=proxy.url, api_key="sk-wrong", max_retries=0)
+    bad = anthropic_client(base_url=proxy.url, api_key="sk-wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as auth:
         bad.messages.create(model="auto", max_tokens=8, messages=hello)
     assert _error(auth.value)["type"] == "authentication_error"
 
-    good = anthropic.Anthropic(base_url=proxy.url, api_key=KEY, max_retries=0)
+    good = anthropic_client(base_url=proxy.url, api_key=KEY, max_retries=0)
     with pytest.raises(anthropic.NotFoundError) as missing:
         good.messages.create(model="no-such-model", max_tokens=8, messages=hello)
     assert _error(missing.value)["type"] == "not_found_error"

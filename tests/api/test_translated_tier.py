@@ -7,6 +7,7 @@ import pytest
 
 from router.fakes.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
+from tests.sdk import openai_client
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def client(
         },
     )
     proxy = start_proxy(policy, env={"TEST_ANTHROPIC_KEY": "fake-anthropic-key"})
-    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
+    return openai_client(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
 
 
 def test_pinned_frontier_through_litellm(client: openai.OpenAI) -> None:

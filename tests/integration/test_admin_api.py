@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 
 from router.fakes.processes import ServerProcess, guarded_env
 from tests.conftest import StartProxy
 from tests.integration.test_budgets_e2e import ADMIN, budget_policy
+from tests.sdk import openai_client
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def proxy(
     tmp = tmp_path_factory.mktemp("admin")
     policy = budget_policy(tmp / "p.yaml", fake_upstream.url, 1.0)
     server = start_proxy(policy, env={"TIERWISE_LEDGER_URL": f"sqlite:///{tmp / 'l.db'}", **ADMIN})
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="caller-1", max_retries=0)
+    client = openai_client(base_url=f"{server.url}/v1", api_key="caller-1", max_retries=0)
     for model in ("frontier", "frontier", "cheap"):
         client.chat.completions.create(
             model=model, max_tokens=5, messages=[{"role": "user", "content": "hello"}]

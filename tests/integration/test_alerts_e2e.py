@@ -20,6 +20,7 @@ import redis
 from router.fakes.processes import ServerProcess, free_port, guarded_env
 from tests.conftest import StartProxy
 from tests.integration.test_budgets_e2e import ADMIN, PAYS_FOR_36, budget_policy, hammer
+from tests.sdk import openai_client
 
 QUIET = {"forecast": {"enabled": False}, "health": {"enabled": False}}
 
@@ -114,7 +115,7 @@ def test_exhausted_fires_on_the_first_refusal_and_retries_reach_a_failing_receiv
     a, b = start_proxy(policy, env=env), start_proxy(policy, env=env)
     statuses = []
     for i in range(8):
-        client = openai.OpenAI(base_url=f"{(a, b)[i % 2].url}/v1", api_key="k", max_retries=0)
+        client = openai_client(base_url=f"{(a, b)[i % 2].url}/v1", api_key="k", max_retries=0)
         try:
             client.chat.completions.create(
                 model="frontier", max_tokens=5, messages=[{"role": "user", "content": f"q{i}"}]

@@ -22,6 +22,7 @@ import redis
 
 from router.fakes.processes import ServerProcess, free_port
 from tests.conftest import StartProxy, write_policy
+from tests.sdk import openai_client
 
 ADMIN = {"TIERWISE_ADMIN_KEYS": "admin-secret"}
 # output tokens only, 1000 micro-USD each: with max_tokens=5 and the fake answering exactly 5
@@ -235,7 +236,7 @@ def test_redis_outage_fails_closed_for_the_frontier_and_recovers(
     try:
         policy = budget_policy(tmp_path / "p.yaml", fake_upstream.url, 10.0)
         proxy = start_proxy(policy, env={"TIERWISE_LEDGER_URL": f"redis://127.0.0.1:{port}/0"})
-        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+        client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
 
         def tier() -> tuple[str, str]:
             r = client.chat.completions.with_raw_response.create(

@@ -16,6 +16,7 @@ import pytest
 
 from router.fakes.processes import ServerProcess, free_port, upstream_command
 from tests.conftest import StartProxy, write_policy
+from tests.sdk import openai_client
 
 EASY = "hi"
 
@@ -70,7 +71,7 @@ def test_local_down_falls_back_then_the_breaker_opens_and_closes(
     tmp_path: Path,
 ) -> None:
     proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream))
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
     assert ask(client).headers["x-tierwise-tier"] == "cheap"
     cheap_server.stop()  # the local server dies mid-traffic
     first = ask(client)
@@ -99,7 +100,7 @@ def test_frontier_429_is_retried_then_falls_back_to_local(
     tmp_path: Path,
 ) -> None:
     proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, frontier={"retries": 2}))
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
     before = httpx.get(f"{fake_upstream.url}/_stats").json()["by_model"].get("frontier-model", 0)
     reply = ask(client, "[[status:429@frontier-model]]", model="frontier")
     after = httpx.get(f"{fake_upstream.url}/_stats").json()["by_model"]["frontier-model"]
@@ -118,7 +119,7 @@ def test_429_without_a_fallback_is_passed_through(
     tmp_path: Path,
 ) -> None:
     proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, routing={"fallback": False}))
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
     with pytest.raises(openai.RateLimitError):
         ask(client, "[[status:429@frontier-model]]", model="frontier")
 
@@ -197,7 +198,7 @@ def test_first_token_timeout_falls_back_before_any_byte_is_sent(
 ) -> None:
     cheap = {"first_token_timeout_s": 0.5}
     proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, cheap=cheap))
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
     with client.chat.completions.with_streaming_response.create(
         model="auto",
         stream=True,
@@ -216,7 +217,7 @@ def test_escalation_of_empty_and_invalid_json_answers(
     tmp_path: Path,
 ) -> None:
     proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, routing={"escalate": True}))
-    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
     empty = ask(client, "[[empty:1@cheap-model]]")
     assert empty.headers["x-tierwise-tier"] == "frontier"
     assert empty.headers["x-tierwise-reason"] == "escalated:empty"
@@ -234,7 +235,7 @@ def test_local_only_requests_never_leave_the_premises(
     tmp_path: Path,
 ) -> None:
     proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream))
-    client = openai.OpenAI(
+    client = openai_client(
         base_url=f"{proxy.url}/v1",
         api_key="k",
         max_retries=0,

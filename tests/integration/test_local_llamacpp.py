@@ -20,6 +20,7 @@ import pytest
 
 from router.fakes.processes import ServerProcess, free_port, guarded_env
 from tests.conftest import StartProxy, write_policy
+from tests.sdk import openai_client
 
 pytestmark = [
     pytest.mark.skipif(
@@ -78,7 +79,7 @@ def client(
         tmp_path_factory.mktemp("policy") / "policy.yaml", fake_upstream.url, tiers=tiers
     )
     proxy = start_proxy(policy)
-    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="test", max_retries=0, timeout=120)
+    return openai_client(base_url=f"{proxy.url}/v1", api_key="test", max_retries=0, timeout=120)
 
 
 def test_up_serves_the_default_gguf(local_server: dict[str, Any]) -> None:
