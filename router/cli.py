@@ -64,6 +64,13 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="Log every request line (slower; off by default).")
     ] = False,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(
+            help="Trust X-Forwarded-For/-Proto from a load balancer on 127.0.0.1 "
+            "(off by default: it costs time on every request and tierwise does not use them)."
+        ),
+    ] = False,
 ) -> None:
     """Run the proxy: OpenAI-compatible API at http://HOST:PORT/v1."""
     import uvicorn
@@ -127,6 +134,7 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         access_log=access_log,
+        proxy_headers=proxy_headers,
     )
 
 

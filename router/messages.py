@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,7 @@ class MessagesApi:
         """`POST /v1/messages`."""
         state: ProxyState = request.app.state.proxy
         started, arrived = time.perf_counter(), time.time()
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()  # as unique as uuid4, 4x cheaper
         headers = {"x-tierwise-request-id": rid}
         try:
             caller = state.keys.check(request.headers)
