@@ -94,44 +94,26 @@ def command(spec: EngineSpec) -> list[str]:
             argv += ["--chat_format", spec.chat_format]
         return argv
     if spec.engine == "vllm":
-        argv = [
-            "vllm",
-            "serve",
-            spec.model,
-            "--served-model-name",
-            spec.served_name,
-            "--host",
-            spec.host,
-            "--port",
-            str(spec.port),
-        ]
-        if spec.tensor_parallel_size is not None:
-            argv += ["--tensor-parallel-size", str(spec.tensor_parallel_size)]
-        if spec.max_model_len is not None:
-            argv += ["--max-model-len", str(spec.max_model_len)]
-        if spec.gpu_memory_utilization is not None:
-            argv += ["--gpu-memory-utilization", str(spec.gpu_memory_utilization)]
-        return argv
-    argv = [
-        spec.python,
-        "-m",
-        "sglang.launch_server",
-        "--model-path",
-        spec.model,
-        "--served-model-name",
-        spec.served_name,
-        "--host",
-        spec.host,
-        "--port",
-        str(spec.port),
-    ]
-    if spec.tensor_parallel_size is not None:
-        argv += ["--tp-size", str(spec.tensor_parallel_size)]
-    if spec.max_model_len is not None:
-        argv += ["--context-length", str(spec.max_model_len)]
-    if spec.gpu_memory_utilization is not None:
-        argv += ["--mem-fraction-static", str(spec.gpu_memory_utilization)]
+        argv = ["vllm", "serve", spec.model]
+    else:
+        argv = [spec.python, "-m", "sglang.launch_server", "--model-path", spec.model]
+    argv += ["--served-model-name", spec.served_name, "--host", spec.host, "--port", str(spec.port)]
+    tp, max_len, memory = _GPU_FLAGS[spec.engine]
+    for flag, value in (
+        (tp, spec.tensor_parallel_size),
+        (max_len, spec.max_model_len),
+        (memory, spec.gpu_memory_utilization),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
     return argv
+
+
+# the same three settings under each GPU engine's own flag names
+_GPU_FLAGS = {
+    "vllm": ("--tensor-parallel-size", "--max-model-len", "--gpu-memory-utilization"),
+    "sglang": ("--tp-size", "--context-length", "--mem-fraction-static"),
+}
 
 
 def render(argv: list[str]) -> str:
