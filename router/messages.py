@@ -10,12 +10,11 @@ shape with the same statuses as the OpenAI endpoint.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,7 +28,7 @@ from router.anthropic.wire import AnthropicWire
 from router.dispatch import decision_headers, dispatch, route
 from router.errors import BadRequest, ProxyError, anthropic_error_response
 from router.relay import RelayResponse
-from router.requests import read_body
+from router.requests import parse_json, read_body
 
 if TYPE_CHECKING:
     from router.state import ProxyState
@@ -37,16 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["MessagesApi"]
 
 log = logging.getLogger("tierwise")
-
-
-def _parse(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        raise BadRequest("request body is empty; expected a JSON object")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    return validate(body)
 
 
 class MessagesApi:
@@ -63,7 +52,7 @@ class MessagesApi:
         headers = {"x-tierwise-request-id": rid}
         try:
             caller = state.keys.check(request.headers)
-            body = _parse(await read_body(request, state.settings.max_body_bytes))
+            body = validate(parse_json(await read_body(request, state.settings.max_body_bytes)))
             chat = to_openai(body)
             text = scoring_text(body["messages"], body.get("system"))
             wire = AnthropicWire(body, self.natives, estimate_input_tokens(body))
@@ -84,11 +73,7 @@ class MessagesApi:
         state: ProxyState = request.app.state.proxy
         try:
             state.keys.check(request.headers)
-            raw = await read_body(request, state.settings.max_body_bytes)
-            try:
-                body = json.loads(raw or b"null")
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise BadRequest(f"request body is not valid JSON: {exc}") from None
+            body = parse_json(await read_body(request, state.settings.max_body_bytes))
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                 raise BadRequest("messages: Field required (a list)")
             if not isinstance(body.get("model"), str):

@@ -11,7 +11,7 @@ from typing import Any
 
 from router.errors import UpstreamError, check_upstream_status
 from router.sender import RawResponse, Sender
-from router.upstream import Reply, Usage, UsageTap, usage_from
+from router.upstream import Reply, Usage, UsageTap, read_and_close, refused_stream, usage_from
 
 __all__ = ["OpenAIStream", "OpenAIUpstream"]
 
@@ -50,20 +50,13 @@ class OpenAIUpstream:
         self.model_name = model_name
         self._sender = sender
 
-    def _check(self, status: int) -> None:
-        """Upstream 5xx, and 401/403 (our credentials, not the caller's), become a 502."""
-        check_upstream_status(self.tier, status)
-
     async def _post(self, body: dict[str, Any]) -> RawResponse:
         return await self._sender.post(json.dumps(body, separators=(",", ":")).encode())
 
     async def complete(self, body: dict[str, Any]) -> Reply:
         response = await self._post(body)
-        try:
-            content = await response.read()
-        finally:
-            await response.aclose()
-        self._check(response.status)
+        content = await read_and_close(response)
+        check_upstream_status(self.tier, response.status)
         usage = None
         if response.status == 200:
             try:
@@ -76,14 +69,7 @@ class OpenAIUpstream:
         """An open stream, or a `Reply` when the upstream refused with a 4xx before streaming."""
         response = await self._post(body)
         if response.status != 200:
-            try:
-                content = await response.read()
-            except UpstreamError:
-                content = b""
-            finally:
-                await response.aclose()
-            self._check(response.status)
-            return Reply(response.status, content)
+            return await refused_stream(self.tier, response)
         return OpenAIStream(response, strip_usage)
 
     async def aclose(self) -> None:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from router.errors import BadRequest, BodyTooLarge
 
-__all__ = ["parse_chat_request", "read_body"]
+__all__ = ["parse_chat_request", "parse_json", "read_body"]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -33,14 +33,19 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_chat_request(raw: bytes) -> dict[str, Any]:
-    """Parse an OpenAI chat-completions body; 400 with the offending field for bad input."""
+def parse_json(raw: bytes) -> Any:
+    """The decoded JSON of a request body; 400 when it is empty or not JSON."""
     if not raw:
         raise BadRequest("request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+def parse_chat_request(raw: bytes) -> dict[str, Any]:
+    """Parse an OpenAI chat-completions body; 400 with the offending field for bad input."""
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     model = body.get("model")

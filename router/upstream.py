@@ -5,9 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["Reply", "Stream", "Upstream", "Usage", "UsageTap", "usage_from"]
+from router.errors import UpstreamError, check_upstream_status
+
+if TYPE_CHECKING:
+    from router.sender import RawResponse
+
+__all__ = [
+    "Reply",
+    "Stream",
+    "Upstream",
+    "Usage",
+    "UsageTap",
+    "read_and_close",
+    "refused_stream",
+    "usage_from",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +80,25 @@ class Upstream(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+async def read_and_close(response: RawResponse) -> bytes:
+    """The whole body of an upstream answer; the response is closed whatever happens."""
+    try:
+        return await response.read()
+    finally:
+        await response.aclose()
+
+
+async def refused_stream(tier: str, response: RawResponse) -> Reply:
+    """A stream request the upstream answered with an error status: its body as a `Reply`
+    (4xx pass through), or `UpstreamError` for 5xx / refused credentials."""
+    try:
+        content = await read_and_close(response)
+    except UpstreamError:
+        content = b""
+    check_upstream_status(tier, response.status)
+    return Reply(response.status, content)
 
 
 class UsageTap:

@@ -12,7 +12,7 @@ from typing import Any
 
 from router.errors import UpstreamError, check_upstream_status
 from router.sender import RawResponse, Sender
-from router.upstream import Reply, Usage
+from router.upstream import Reply, Usage, read_and_close, refused_stream
 
 __all__ = [
     "ANTHROPIC_API_BASE",
@@ -105,21 +105,14 @@ class AnthropicUpstream:
         self.model_name = model_name
         self._sender = sender
 
-    def _check(self, status: int) -> None:
-        """5xx (529 overloaded included) and 401/403 (tierwise's key, not the caller's): 502."""
-        check_upstream_status(self.tier, status)
-
     async def _post(self, body: dict[str, Any]) -> RawResponse:
         payload = body | {"model": self.model_name}
         return await self._sender.post(json.dumps(payload, separators=(",", ":")).encode())
 
     async def complete(self, body: dict[str, Any]) -> Reply:
         response = await self._post(body)
-        try:
-            content = await response.read()
-        finally:
-            await response.aclose()
-        self._check(response.status)
+        content = await read_and_close(response)
+        check_upstream_status(self.tier, response.status)
         usage = None
         if response.status == 200:
             try:
@@ -132,14 +125,7 @@ class AnthropicUpstream:
         """An open stream, or a `Reply` when the upstream refused with a 4xx before streaming."""
         response = await self._post(body | {"stream": True})
         if response.status != 200:
-            try:
-                content = await response.read()
-            except UpstreamError:
-                content = b""
-            finally:
-                await response.aclose()
-            self._check(response.status)
-            return Reply(response.status, content)
+            return await refused_stream(self.tier, response)
         return AnthropicStream(response)
 
     async def aclose(self) -> None:
