@@ -26,7 +26,7 @@ from router.requests import parse_chat_request, read_body
 if TYPE_CHECKING:
     from router.state import ProxyState
 
-__all__ = ["chat_completions", "decision_headers"]
+__all__ = ["chat_completions"]
 
 log = logging.getLogger("tierwise")
 
