@@ -1,9 +1,12 @@
 """Evaluating scorers on a labelled data set against baselines, with bootstrap CIs.
 
 Baselines: **random** (a constant score: ties are broken at random in expectation, so APGR is
-exactly 0.5), **length** (characters of the scored text), and **oracle** (the true gain
-``s - w``, an upper bound). :data:`REFERENCE_PAIRS` names the weak/strong pair each data family
-is evaluated on.
+exactly 0.5), **length** (characters of the scored text), **oracle** (the true gain ``s - w``, an
+upper bound) and **others** (the mean ``1 - score`` of every model other than the pair over all
+rows with the same prompt text; left out when no row scores another model).
+"others" is not an upper bound: it shows how much any router scoring the prompt alone, without
+knowing the pair, can expect, and where the reference pair's gain is idiosyncratic it can be near
+0.5. :data:`REFERENCE_PAIRS` names the weak/strong pair each data family is evaluated on.
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ def evaluate(
     columns["random"] = np.zeros(len(texts))
     columns["length"] = np.asarray([len(t) for t in texts], dtype=float)
     columns["oracle"] = s - w
+    others = _others(rows, texts, weak, strong)
+    if others is not None:
+        columns["others"] = others
     results: list[ScorerResult] = []
     for name, d in columns.items():
         found = metrics.routing_metrics(d, w, s, cost_ratio=cost_ratio).as_dict()
@@ -121,6 +127,26 @@ def evaluate(
         strong_mean=float(s.mean()),
         results=results,
     )
+
+
+def _others(
+    rows: Sequence[Row], texts: Sequence[str], weak: str, strong: str
+) -> metrics.FloatArray | None:
+    """The "others" baseline per text: mean ``1 - score`` of the models outside the pair.
+
+    Texts with no such score get the mean of the rest (0.0 when none has one); None when no row
+    scores any other model.
+    """
+    failures: dict[str, list[float]] = {}
+    for row in rows:
+        found = [1.0 - v for m, v in row.scores.items() if m not in (weak, strong)]
+        if found:
+            failures.setdefault(row_text(row), []).extend(found)
+    if not failures:
+        return None
+    known = [float(np.mean(failures[t])) for t in texts if t in failures]
+    fill = float(np.mean(known)) if known else 0.0
+    return np.asarray([float(np.mean(failures[t])) if t in failures else fill for t in texts])
 
 
 def finite(value: float) -> float | None:

@@ -7,6 +7,8 @@ import math
 import pytest
 
 from classifiers import metrics
+from classifiers.data import Row
+from classifiers.evaluate import evaluate
 
 # Four prompts. weak w = [0, 1, 0, 1], strong s = [1, 1, 1, 0] -> gain s - w = [1, 0, 1, -1];
 # mean(w) = 0.5, mean(s) = 0.75. Difficulty d = [0.9, 0.1, 0.3, 0.5] sorts them 0, 3, 2, 1, so the
@@ -72,3 +74,36 @@ def test_bad_input() -> None:
         metrics.apgr([], [], [])
     with pytest.raises(ValueError):
         metrics.apgr([1.0], [0.0, 1.0], [1.0])
+
+
+def _row(i: int, prompt: str, **scores: float) -> Row:
+    return Row(id=f"t-{i}", source="t", task="t", prompt=prompt, scores=scores)
+
+
+def test_others_baseline_by_hand() -> None:
+    # Weak W and strong S score four prompts with the W and S above; A and B are the "other"
+    # models. Prompt p0 has a second row (A and S only, not evaluated), as alpaca_eval has one
+    # row per (instruction, model). The "others" difficulty is the mean 1 - score of A and B over
+    # every row of the prompt (S's 0.3 in row 1 does not count):
+    #   p0: (0.8 + 0.6 + 1.0) / 3 = 0.8;  p1: (0.0 + 0.1) / 2 = 0.05;  p2: 0.5;
+    #   p3 has no other model: the mean of the others, (0.8 + 0.05 + 0.5) / 3 = 0.45.
+    # Order 0, 2, 3, 1 takes gains 1, 1, -1, 0: PGR = [0, 1, 2, 1, 1], APGR = 0.25 * 4.5 = 1.125.
+    rows = [
+        _row(0, "p0", W=0.0, S=1.0, A=0.2, B=0.4),
+        _row(1, "p0", A=0.0, S=0.3),
+        _row(2, "p1", W=1.0, S=1.0, A=1.0, B=0.9),
+        _row(3, "p2", W=0.0, S=1.0, B=0.5),
+        _row(4, "p3", W=1.0, S=0.0),
+    ]
+    ev = evaluate(rows, "W", "S", {}, bootstrap=20)
+    by_name = {r.name: r for r in ev.results}
+    assert list(by_name) == ["random", "length", "oracle", "others"]
+    assert metrics.apgr([0.8, 0.05, 0.5, 0.45], W, S) == pytest.approx(1.125)
+    assert by_name["others"].metrics["apgr"] == pytest.approx(1.125)
+    assert "apgr" in by_name["others"].ci
+
+
+def test_no_others_baseline_with_only_the_pair() -> None:
+    rows = [_row(i, f"p{i}", W=w, S=s) for i, (w, s) in enumerate(zip(W, S, strict=True))]
+    ev = evaluate(rows, "W", "S", {}, bootstrap=0)
+    assert [r.name for r in ev.results] == ["random", "length", "oracle"]
