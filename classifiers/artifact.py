@@ -1,6 +1,7 @@
 """Persisting a trained scorer: a skops file plus a metadata JSON, both byte-for-byte reproducible.
 
-``<dir>/difficulty.skops`` holds the fitted :class:`~classifiers.model.DifficultyRegressor` (skops,
+``<dir>/difficulty.skops`` holds the fitted :class:`~classifiers.model.DifficultyRegressor`, or a
+dict of them by head name for a gated model (:mod:`classifiers.gated`) (skops,
 not pickle: loading only accepts the types listed in :data:`TRUSTED`). ``<dir>/difficulty.json``
 holds the metadata: training files and their sha256, library versions, hyper-parameters, metrics
 and the reference score quantiles used for calibration. Zip timestamps are pinned and JSON keys
@@ -12,11 +13,13 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import skops.io as sio
 
+from classifiers.gated import GatedScorer
 from classifiers.lean import LeanScorer
 from classifiers.model import DifficultyRegressor
 
@@ -86,8 +89,15 @@ def _pin_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def save(model: DifficultyRegressor, metadata: dict[str, Any], directory: Path | str) -> Path:
-    """Write the model and metadata into `directory` (created if needed); returns the model path."""
+def save(
+    model: DifficultyRegressor | Mapping[str, DifficultyRegressor],
+    metadata: dict[str, Any],
+    directory: Path | str,
+) -> Path:
+    """Write the model (one regressor, or a gated model's heads by name) and metadata into
+    `directory` (created if needed); returns the model path."""
+    if not isinstance(model, DifficultyRegressor):
+        model = dict(sorted(model.items()))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / MODEL_NAME
@@ -121,8 +131,11 @@ def load_metadata(path: Path | str = ARTIFACT_DIR) -> dict[str, Any]:
     return data
 
 
-def load_model(path: Path | str = ARTIFACT_DIR) -> DifficultyRegressor:
-    """The fitted regressor; refuses files holding any type outside :data:`TRUSTED`."""
+def load_model(
+    path: Path | str = ARTIFACT_DIR,
+) -> DifficultyRegressor | dict[str, DifficultyRegressor]:
+    """The fitted regressor, or a gated model's heads by name; refuses files holding any type
+    outside :data:`TRUSTED`."""
     model_path = _model_path(path)
     try:
         data = model_path.read_bytes()
@@ -134,16 +147,34 @@ def load_model(path: Path | str = ARTIFACT_DIR) -> DifficultyRegressor:
         raise
     except Exception as exc:  # skops raises many kinds on a corrupt file
         raise ArtifactError(f"{model_path}: cannot load: {exc}") from None
-    if not isinstance(model, DifficultyRegressor):
-        raise ArtifactError(f"{model_path}: not a DifficultyRegressor")
-    return model
+    if isinstance(model, DifficultyRegressor):
+        return model
+    if (
+        isinstance(model, dict)
+        and model
+        and all(isinstance(k, str) and isinstance(v, DifficultyRegressor) for k, v in model.items())
+    ):
+        return model
+    raise ArtifactError(f"{model_path}: not a DifficultyRegressor or a dict of them")
 
 
-def load_scorer(path: Path | str = ARTIFACT_DIR) -> LeanScorer:
-    """The lean serving scorer of a saved artifact, calibrated with its reference quantiles."""
+def load_scorer(path: Path | str = ARTIFACT_DIR) -> LeanScorer | GatedScorer:
+    """The lean serving scorer of a saved artifact, calibrated with its reference quantiles: a
+    :class:`LeanScorer` for one regressor, a :class:`GatedScorer` for a gated model."""
     metadata = load_metadata(path)
     quantiles = metadata.get("reference", {}).get("raw_quantiles")
     if not isinstance(quantiles, list) or len(quantiles) < 2:
         raise ArtifactError(f"{path}: metadata has no reference.raw_quantiles")
     name = str(metadata.get("name", "tfidf-ridge"))
-    return LeanScorer(load_model(path), quantiles, name=name)
+    model = load_model(path)
+    if isinstance(model, DifficultyRegressor):
+        return LeanScorer(model, quantiles, name=name)
+    heads = metadata.get("heads", {}).get("quantiles")
+    if not isinstance(heads, dict) or not all(
+        isinstance(heads.get(h), list) and len(heads[h]) >= 2 for h in ("bench", "chat")
+    ):
+        raise ArtifactError(f"{path}: gated model without heads.quantiles.bench/chat in metadata")
+    try:
+        return GatedScorer(model, heads, quantiles, name=name)
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None

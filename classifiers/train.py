@@ -33,6 +33,7 @@ from classifiers import artifact
 from classifiers.calibration import reference_quantiles
 from classifiers.data import DataError, Row, file_sha256, read_rows, row_text
 from classifiers.evaluate import REFERENCE_PAIRS
+from classifiers.gated import mix
 from classifiers.heuristic import HeuristicScorer
 from classifiers.metrics import apgr
 from classifiers.model import DifficultyRegressor
@@ -53,13 +54,15 @@ class Candidate:
     dense_weight: float = 0.3
     pair_weight: str = "gap"
     failure_share: float = 0.5
+    bench_weight: float = 1.0
 
     def label(self) -> str:
         """Short text for progress and metadata."""
-        return (
+        text = (
             f"alpha={self.alpha} margin={self.margin} norm={self.normalise} "
             f"dense={self.dense_weight} pairs={self.pair_weight} failure={self.failure_share}"
         )
+        return text if self.bench_weight == 1.0 else f"{text} bench_weight={self.bench_weight}"
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,19 @@ class TrainConfig:
         Candidate(alpha=1000.0, pair_weight="gap", failure_share=0.5),
         Candidate(alpha=1000.0, pair_weight="gap", failure_share=0.75),
         Candidate(alpha=300.0, pair_weight="gap", failure_share=0.5, dense_weight=1.0),
+        # chat-head candidates: every prompt, benchmark families down-weighted
+        Candidate(alpha=30.0, pair_weight="uniform", failure_share=0.5, bench_weight=0.1),
+        Candidate(alpha=100.0, pair_weight="uniform", failure_share=0.5, bench_weight=0.1),
+        Candidate(alpha=100.0, pair_weight="uniform", failure_share=0.5, bench_weight=0.05),
+        Candidate(alpha=100.0, pair_weight="uniform", failure_share=0.0, bench_weight=0.05),
     )
     folds: int = 3
     min_df: int = 2
     max_features: int = 60000
     loto_family: str | None = "dcrouter"
     loto_min_gap: float = 0.05
+    chat_families: tuple[str, ...] = ("alpaca_eval", "arena_hard")
+    gate_alpha: float = 1.0
 
 
 @dataclass
@@ -89,6 +99,8 @@ class TrainResult:
     model_path: Path
     chosen: Candidate
     cv: list[dict[str, Any]] = field(default_factory=list)
+    chat: Candidate | None = None
+    gated_cv: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -125,6 +137,13 @@ def _examples(rows: Sequence[Row], cand: Candidate) -> list[Example]:
     return build_examples(rows, margin=cand.margin, pair_weight=cand.pair_weight)
 
 
+def _weights(examples: Sequence[Example], cand: Candidate, cfg: TrainConfig) -> list[float] | None:
+    """Sample weights: `cand.bench_weight` for families outside the chat families, else 1."""
+    if cand.bench_weight == 1.0:
+        return None
+    return [1.0 if e.family in cfg.chat_families else cand.bench_weight for e in examples]
+
+
 def _fit(
     examples: Sequence[Example], cand: Candidate, cfg: TrainConfig, targets: Sequence[float]
 ) -> DifficultyRegressor:
@@ -134,7 +153,36 @@ def _fit(
         max_features=cfg.max_features,
         dense_weight=cand.dense_weight,
     )
-    return model.fit([e.text for e in examples], targets)
+    return model.fit([e.text for e in examples], targets, _weights(examples, cand, cfg))
+
+
+_GATE = Candidate(failure_share=0.0)
+
+
+def _gate_fit(examples: Sequence[Example], cfg: TrainConfig) -> DifficultyRegressor:
+    """The gate: chat family (1) vs the rest (0), classes balanced by sample weight."""
+    y = [1.0 if e.family in cfg.chat_families else 0.0 for e in examples]
+    n_chat = sum(y)
+    n_rest = len(y) - n_chat
+    weights = [len(y) / (2.0 * (n_chat if v else n_rest)) for v in y]
+    model = DifficultyRegressor(
+        alpha=cfg.gate_alpha,
+        min_df=cfg.min_df,
+        max_features=cfg.max_features,
+        dense_weight=_GATE.dense_weight,
+    )
+    return model.fit([e.text for e in examples], y, weights)
+
+
+def _gate_oof(examples: Sequence[Example], cfg: TrainConfig) -> dict[str, float]:
+    """Out-of-fold gate scores by text (same folds as the heads)."""
+    groups = [_fold(e.text, cfg.folds) for e in examples]
+    out: dict[str, float] = {}
+    for key in sorted(set(groups)):
+        model = _gate_fit([e for e, g in zip(examples, groups, strict=True) if g != key], cfg)
+        held = [e.text for e, g in zip(examples, groups, strict=True) if g == key]
+        out.update(zip(held, model.predict(held).tolist(), strict=True))
+    return out
 
 
 def _held_out(
@@ -188,6 +236,22 @@ def _loto(
     return float(np.mean(results)) if results else None
 
 
+def _family_apgr(
+    lookup: dict[str, dict[str, tuple[float, float]]], scores: dict[str, float]
+) -> dict[str, float]:
+    """APGR of `scores` (by text) on each family's reference pair (families with >= 10 texts)."""
+    result: dict[str, float] = {}
+    for family, pairs in sorted(lookup.items()):
+        texts = [t for t in pairs if t in scores]
+        if len(texts) >= 10:
+            result[family] = apgr(
+                [scores[t] for t in texts],
+                [pairs[t][0] for t in texts],
+                [pairs[t][1] for t in texts],
+            )
+    return result
+
+
 def cross_validate(
     rows: Sequence[Row], cand: Candidate, cfg: TrainConfig
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -197,14 +261,8 @@ def cross_validate(
     targets = normalise_targets(examples, cand.normalise, cand.failure_share)
     lookup = _pair_lookup(rows)
     oof = _held_out(examples, targets, [_fold(e.text, cfg.folds) for e in examples], cand, cfg)
-    result: dict[str, float] = {}
-    for family, pairs in sorted(lookup.items()):
-        texts = [t for t in pairs if t in oof]
-        if len(texts) >= 10:
-            result[family] = apgr(
-                [oof[t] for t in texts], [pairs[t][0] for t in texts], [pairs[t][1] for t in texts]
-            )
-    loto = _loto(rows, examples, targets, cand, cfg)
+    result = _family_apgr(lookup, oof)
+    loto = _loto(rows, examples, targets, cand, cfg) if cand.bench_weight == 1.0 else None
     if loto is not None:
         result[f"loto:{cfg.loto_family}"] = loto
     return result, oof
@@ -220,6 +278,23 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _criterion(per_family: dict[str, float], keep: Callable[[str], bool]) -> float | None:
+    values = [v for k, v in per_family.items() if keep(k)]
+    return float(np.mean(values)) if values else None
+
+
+def _best(
+    cv: Sequence[dict[str, Any]], allowed: Sequence[int] | range, keep: Callable[[str], bool]
+) -> int:
+    """Index of the allowed candidate with the highest criterion (the first on ties)."""
+    best: tuple[float, int] | None = None
+    for i in allowed:
+        value = _criterion(cv[i]["apgr"], keep)
+        if value is not None and (best is None or value > best[0] + 1e-12):
+            best = (value, i)
+    return allowed[0] if best is None else best[1]
+
+
 def train(
     data_dir: Path | str,
     out_dir: Path | str,
@@ -228,7 +303,14 @@ def train(
     progress: Progress | None = None,
     exclude: Sequence[str] = (),
 ) -> TrainResult:
-    """Train on the data folder's training files (minus families in `exclude`) into `out_dir`."""
+    """Train on the data folder's training files (minus families in `exclude`) into `out_dir`.
+
+    With both chat families (``cfg.chat_families``) and others in the data, the artifact is gated
+    (:mod:`classifiers.gated`): the benchmark head is the full-weight candidate with the best
+    criterion over the other families (their reference pairs and the LOTO term), the chat head
+    the candidate with the best mean over the chat families. Otherwise it is one regressor, the
+    full-weight candidate with the best mean over every family.
+    """
     cfg = config or TrainConfig()
     report = progress or (lambda _stage, _done, _total: None)
     files = train_files(Path(data_dir))
@@ -244,8 +326,9 @@ def train(
     report("read", len(files), len(files))
     if not rows:
         raise DataError(str(data_dir), "every training file was excluded")
+    families = {r.family for r in rows}
+    gated = bool(families & set(cfg.chat_families)) and bool(families - set(cfg.chat_families))
     cv: list[dict[str, Any]] = []
-    best: tuple[float, int] | None = None
     oofs: list[dict[str, float]] = []
     for i, cand in enumerate(cfg.candidates):
         report("cross-validate", i, len(cfg.candidates))
@@ -253,33 +336,32 @@ def train(
         mean = float(np.mean(list(per_family.values()))) if per_family else 0.0
         cv.append({"candidate": asdict(cand), "apgr": per_family, "mean_apgr": round(mean, 6)})
         oofs.append(oof)
-        if best is None or mean > best[0] + 1e-12:
-            best = (mean, i)
     report("cross-validate", len(cfg.candidates), len(cfg.candidates))
-    assert best is not None
-    chosen = cfg.candidates[best[1]]
+    full = [i for i, c in enumerate(cfg.candidates) if c.bench_weight == 1.0] or [0]
+    chat_keys = set(cfg.chat_families)
+    if gated:
+        bench_i = _best(cv, full, lambda k: k not in chat_keys)
+        chat_i = _best(cv, range(len(cv)), lambda k: k in chat_keys)
+    else:
+        bench_i = _best(cv, full, lambda _k: True)
+        chat_i = bench_i
+    chosen = cfg.candidates[bench_i]
+    chat = cfg.candidates[chat_i] if gated else None
     report("fit", 0, 1)
     examples = _examples(rows, chosen)
-    model = _fit(
+    texts = [e.text for e in examples]
+    bench_model = _fit(
         examples, chosen, cfg, normalise_targets(examples, chosen.normalise, chosen.failure_share)
     )
-    report("fit", 1, 1)
-    texts = [e.text for e in examples]
-    heuristic = HeuristicScorer(reference_quantiles=())
     metadata: dict[str, Any] = {
         "name": "tfidf-ridge-v2",
         "format": 1,
         "training_files": [{"name": p.name, "sha256": file_sha256(p), "rows": n} for p, n in used],
         "examples": len(examples),
-        "vocabulary": len(model.tokens_),
+        "vocabulary": len(bench_model.tokens_),
         "versions": _versions(),
-        "params": model.get_params(),
-        "target": {
-            "margin": chosen.margin,
-            "normalise": chosen.normalise,
-            "pair_weight": chosen.pair_weight,
-            "failure_share": chosen.failure_share,
-        },
+        "params": bench_model.get_params(),
+        "target": _target(chosen),
         "cross_validation": {
             "folds": cfg.folds,
             "loto_family": cfg.loto_family,
@@ -287,14 +369,96 @@ def train(
             "results": cv,
             "chosen": asdict(chosen),
         },
-        "reference": {
-            "what": "out-of-fold raw scores of the chosen setting over the training prompts",
-            "raw_quantiles": reference_quantiles([oofs[best[1]][t] for t in texts]),
-        },
-        "heuristic_reference": reference_quantiles([heuristic.difficulty(t) for t in texts]),
     }
+    model: DifficultyRegressor | dict[str, DifficultyRegressor] = bench_model
+    reference_scores = [oofs[bench_i][t] for t in texts]
+    gated_cv: dict[str, float] = {}
+    if chat is not None:
+        chat_examples = _examples(rows, chat)
+        if [e.text for e in chat_examples] != texts:
+            raise ValueError("the chosen candidates must build the same examples (same margin)")
+        chat_targets = normalise_targets(chat_examples, chat.normalise, chat.failure_share)
+        heads = {
+            "bench": bench_model,
+            "chat": _fit(chat_examples, chat, cfg, chat_targets),
+            "gate": _gate_fit(examples, cfg),
+        }
+        report("fit", 1, 1)
+        report("gate", 0, 1)
+        gate_oof = _gate_oof(examples, cfg)
+        report("gate", 1, 1)
+        is_chat = [e.family in chat_keys for e in examples]
+        head_quantiles = {
+            "bench": reference_quantiles(
+                [oofs[bench_i][t] for t, c in zip(texts, is_chat, strict=True) if not c]
+            ),
+            "chat": reference_quantiles(
+                [oofs[chat_i][t] for t, c in zip(texts, is_chat, strict=True) if c]
+            ),
+        }
+        mixed = {
+            t: mix(gate_oof[t], oofs[bench_i][t], oofs[chat_i][t], head_quantiles) for t in texts
+        }
+        gated_cv = _family_apgr(_pair_lookup(rows), mixed)
+        reference_scores = [mixed[t] for t in texts]
+        model = heads
+        metadata.update(
+            {
+                "name": "gated-tfidf-ridge-v3",
+                "format": 2,
+                "params": {h: m.get_params() for h, m in sorted(heads.items())},
+                "target": {"bench": _target(chosen), "chat": _target(chat)},
+                "heads": {
+                    "what": "gate-weighted mix of the two heads' ranks (classifiers.gated)",
+                    "chat_families": list(cfg.chat_families),
+                    "gate_alpha": cfg.gate_alpha,
+                    "quantiles": head_quantiles,
+                    "gate_accuracy_oof": round(
+                        float(
+                            np.mean(
+                                [
+                                    (gate_oof[t] > 0.5) == c
+                                    for t, c in zip(texts, is_chat, strict=True)
+                                ]
+                            )
+                        ),
+                        6,
+                    ),
+                },
+            }
+        )
+        metadata["cross_validation"].update(
+            {
+                "criterion": (
+                    "bench head: mean over the non-chat families' reference pairs and the LOTO "
+                    "term (full-weight candidates); chat head: mean over the chat families"
+                ),
+                "chat": asdict(chat),
+                "gated": {k: round(v, 6) for k, v in gated_cv.items()},
+            }
+        )
+    else:
+        report("fit", 1, 1)
+    heuristic = HeuristicScorer(reference_quantiles=())
+    metadata["reference"] = {
+        "what": "out-of-fold scores of the chosen model over the training prompts",
+        "raw_quantiles": reference_quantiles(reference_scores),
+    }
+    metadata["heuristic_reference"] = reference_quantiles([heuristic.difficulty(t) for t in texts])
     report("save", 0, 1)
     path = artifact.save(model, metadata, out_dir)
     artifact.save_heuristic_reference(metadata["heuristic_reference"], out_dir)
     report("save", 1, 1)
-    return TrainResult(model_path=path, chosen=chosen, cv=cv, metadata=metadata)
+    return TrainResult(
+        model_path=path, chosen=chosen, cv=cv, metadata=metadata, chat=chat, gated_cv=gated_cv
+    )
+
+
+def _target(cand: Candidate) -> dict[str, Any]:
+    return {
+        "margin": cand.margin,
+        "normalise": cand.normalise,
+        "pair_weight": cand.pair_weight,
+        "failure_share": cand.failure_share,
+        "bench_weight": cand.bench_weight,
+    }

@@ -131,8 +131,14 @@ def train_cmd(
     best = next(
         r for r in result.cv if r["candidate"] == result.metadata["cross_validation"]["chosen"]
     )
-    criterion = best["mean_apgr"]
-    out.print(f"chose {result.chosen.label()} (CV criterion, mean held-out APGR {criterion:.3f})")
+    if result.chat is None:
+        criterion = best["mean_apgr"]
+        out.print(f"chose {result.chosen.label()} (CV, mean held-out APGR {criterion:.3f})")
+    else:
+        out.print(f"benchmark head: {result.chosen.label()}")
+        out.print(f"chat head: {result.chat.label()}")
+        cv = ", ".join(f"{k} {v:.3f}" for k, v in result.gated_cv.items())
+        out.print(f"gated model, held-out APGR per family: {cv}")
     out.print(f"wrote {result.model_path}")
 
 
