@@ -1,7 +1,9 @@
 """Routing quality of the shipped classifier on every dev set, per task, over other model pairs,
 and leave-one-source-out (retrain without a source, evaluate on its dev set).
 
-Run: ``.venv/bin/python benchmarks/classifier_quality.py [--data DIR] [--no-loso]``.
+Run: ``.venv/bin/python benchmarks/classifier_quality.py [--data DIR] [--no-loso]
+[--previous DIR]`` (``--previous``: another artifact, e.g. the one shipped before, scored side by
+side as "previous").
 Prints tables; writes ``benchmarks/results/classifier_quality.json`` and ``classifier_quality.png``.
 """
 
@@ -16,11 +18,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from classifiers import HeuristicScorer
+from classifiers import DifficultyScorer, HeuristicScorer
 from classifiers.artifact import ARTIFACT_DIR, load_scorer
 from classifiers.data import Row, default_data_dir, read_rows
 from classifiers.evaluate import REFERENCE_PAIRS, Evaluation, evaluate
-from classifiers.lean import LeanScorer
 from classifiers.plot import plot_pgr
 from classifiers.train import train
 from router.cli_classifier import evaluation_table
@@ -33,15 +34,21 @@ def _batch(scorer: Any) -> Any:
     return lambda texts: [scorer.difficulty(t) for t in texts]
 
 
-def _scorers(scorer: LeanScorer) -> dict[str, Any]:
-    return {"classifier": _batch(scorer), "heuristic": _batch(HeuristicScorer())}
+PREVIOUS: list[DifficultyScorer] = []  # set from --previous
+
+
+def _scorers(scorer: DifficultyScorer) -> dict[str, Any]:
+    out = {"classifier": _batch(scorer), "heuristic": _batch(HeuristicScorer())}
+    if PREVIOUS:
+        out["previous"] = _batch(PREVIOUS[0])
+    return out
 
 
 def _apgr(ev: Evaluation) -> dict[str, float]:
     return {r.name: round(r.metrics["apgr"], 4) for r in ev.results}
 
 
-def per_task(rows: list[Row], family: str, scorer: LeanScorer) -> dict[str, Any]:
+def per_task(rows: list[Row], family: str, scorer: DifficultyScorer) -> dict[str, Any]:
     """APGR per task of the dev set (no CIs: tasks are small)."""
     weak, strong = REFERENCE_PAIRS[family]
     out: dict[str, Any] = {}
@@ -57,7 +64,7 @@ def per_task(rows: list[Row], family: str, scorer: LeanScorer) -> dict[str, Any]
     return out
 
 
-def other_pairs(rows: list[Row], family: str, scorer: LeanScorer) -> dict[str, Any]:
+def other_pairs(rows: list[Row], family: str, scorer: DifficultyScorer) -> dict[str, Any]:
     """APGR for every weaker model against the family's reference strong model."""
     _, strong = REFERENCE_PAIRS[family]
     models = sorted({m for r in rows for m in r.scores} - {strong})
@@ -74,9 +81,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--model", type=Path, default=ARTIFACT_DIR)
     parser.add_argument("--no-loso", action="store_true")
+    parser.add_argument("--previous", type=Path, default=None)
     args = parser.parse_args()
     data = args.data or default_data_dir()
     scorer = load_scorer(args.model)
+    if args.previous:
+        PREVIOUS.append(load_scorer(args.previous))
     report: dict[str, Any] = {"model": scorer.name, "dev": {}, "per_task": {}, "pairs": {}}
     evaluations: list[Evaluation] = []
     for family, (weak, strong) in REFERENCE_PAIRS.items():
@@ -89,8 +99,9 @@ def main() -> None:
         report["pairs"][family] = other_pairs(rows, family, scorer)
     plot_pgr(evaluations, RESULTS / "classifier_quality.png")
 
+    names = ["classifier", *(["previous"] if PREVIOUS else []), "length", "heuristic"]
     table = Table(title="APGR per task (dev, reference pair)")
-    for col in ("family", "task", "n", "classifier", "length", "heuristic", "oracle"):
+    for col in ("family", "task", "n", *names, "others", "oracle"):
         table.add_column(col)
     for family, tasks in report["per_task"].items():
         for task, v in tasks.items():
@@ -99,17 +110,18 @@ def main() -> None:
                 family,
                 task,
                 str(v["n"]),
-                *(f"{a[k]:.3f}" for k in ("classifier", "length", "heuristic", "oracle")),
+                *(f"{a[k]:.3f}" if k in a else "-" for k in (*names, "others", "oracle")),
             )
     console.print(table)
     table = Table(title="Mean APGR over every weaker model vs the reference strong model (dev)")
-    for col in ("family", "pairs", "classifier", "length", "heuristic"):
+    for col in ("family", "pairs", *names, "others"):
         table.add_column(col)
     summary: dict[str, Any] = {}
     for family, pairs in report["pairs"].items():
         means = {
             k: sum(p["apgr"][k] for p in pairs.values()) / len(pairs)
-            for k in ("classifier", "length", "heuristic")
+            for k in (*names, "others")
+            if all(k in p["apgr"] for p in pairs.values())
         }
         summary[family] = {"pairs": len(pairs), **{k: round(v, 4) for k, v in means.items()}}
         table.add_row(family, str(len(pairs)), *(f"{means[k]:.3f}" for k in means))

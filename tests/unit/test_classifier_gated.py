@@ -149,8 +149,7 @@ def test_shipped_artifact_lean_equals_sklearn_on_real_prompts() -> None:
     if not data.exists():
         pytest.skip("routing data not available")
     scorer = load_default()
-    if not isinstance(scorer, GatedScorer):
-        pytest.skip("the shipped artifact is not gated")
+    assert isinstance(scorer, GatedScorer)
     model = load_model(ARTIFACT_DIR)
     assert isinstance(model, dict)
     texts = sorted({row_text(r) for r in read_rows(data)})[:60] + TEXTS
