@@ -161,3 +161,37 @@ def test_shipped_artifact_lean_equals_sklearn_on_real_prompts() -> None:
         atol=1e-9,
     )
     assert 0.75 < threshold_for_share(scorer, 0.2) < 0.85
+
+
+def test_cli_trains_and_uses_a_gated_artifact(tmp_path: Path) -> None:
+    """With the default chat family names, `tierwise train` writes a gated artifact that
+    `score` and `calibrate` use."""
+    import typer
+    from typer.testing import CliRunner
+
+    from router.cli_classifier import register
+
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(FIXTURES / "tiny_train.jsonl", data / "tiny_train.jsonl")
+    _write_chat(data / "alpaca_eval_train.jsonl")
+    text = (data / "alpaca_eval_train.jsonl").read_text().replace("tinychat-", "alpaca_eval-")
+    (data / "alpaca_eval_train.jsonl").write_text(text)
+    out = tmp_path / "model"
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "chat head" in result.output and "benchmark head" in result.output
+    assert load_metadata(out)["heads"]["chat_families"] == ["alpaca_eval", "arena_hard"]
+    scores = tmp_path / "scores.jsonl"
+    dev = FIXTURES / "tiny_dev.jsonl"
+    result = runner.invoke(
+        app, ["score", "--data", str(dev), "--out", str(scores), "--model", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    values = [json.loads(line)["difficulty"] for line in scores.read_text().splitlines()]
+    assert len(values) == 20 and all(0.0 <= v <= 1.0 for v in values)
+    result = runner.invoke(app, ["calibrate", "--share", "0.2", "--model", str(out)])
+    assert result.exit_code == 0 and "threshold 0.800000" in result.output
