@@ -374,69 +374,11 @@ def train(
     reference_scores = [oofs[bench_i][t] for t in texts]
     gated_cv: dict[str, float] = {}
     if chat is not None:
-        chat_examples = _examples(rows, chat)
-        if [e.text for e in chat_examples] != texts:
-            raise ValueError("the chosen candidates must build the same examples (same margin)")
-        chat_targets = normalise_targets(chat_examples, chat.normalise, chat.failure_share)
-        heads = {
-            "bench": bench_model,
-            "chat": _fit(chat_examples, chat, cfg, chat_targets),
-            "gate": _gate_fit(examples, cfg),
-        }
-        report("fit", 1, 1)
-        report("gate", 0, 1)
-        gate_oof = _gate_oof(examples, cfg)
-        report("gate", 1, 1)
-        is_chat = [e.family in chat_keys for e in examples]
-        head_quantiles = {
-            "bench": reference_quantiles(
-                [oofs[bench_i][t] for t, c in zip(texts, is_chat, strict=True) if not c]
-            ),
-            "chat": reference_quantiles(
-                [oofs[chat_i][t] for t, c in zip(texts, is_chat, strict=True) if c]
-            ),
-        }
-        mixed = {
-            t: mix(gate_oof[t], oofs[bench_i][t], oofs[chat_i][t], head_quantiles) for t in texts
-        }
-        gated_cv = _family_apgr(_pair_lookup(rows), mixed)
-        reference_scores = [mixed[t] for t in texts]
-        model = heads
-        metadata.update(
-            {
-                "name": "gated-tfidf-ridge-v3",
-                "format": 2,
-                "params": {h: m.get_params() for h, m in sorted(heads.items())},
-                "target": {"bench": _target(chosen), "chat": _target(chat)},
-                "heads": {
-                    "what": "gate-weighted mix of the two heads' ranks (classifiers.gated)",
-                    "chat_families": list(cfg.chat_families),
-                    "gate_alpha": cfg.gate_alpha,
-                    "quantiles": head_quantiles,
-                    "gate_accuracy_oof": round(
-                        float(
-                            np.mean(
-                                [
-                                    (gate_oof[t] > 0.5) == c
-                                    for t, c in zip(texts, is_chat, strict=True)
-                                ]
-                            )
-                        ),
-                        6,
-                    ),
-                },
-            }
+        model, extra, reference_scores, gated_cv = _gated(
+            rows, examples, cfg, chosen, bench_model, oofs[bench_i], chat, oofs[chat_i], report
         )
-        metadata["cross_validation"].update(
-            {
-                "criterion": (
-                    "bench head: mean over the non-chat families' reference pairs and the LOTO "
-                    "term (full-weight candidates); chat head: mean over the chat families"
-                ),
-                "chat": asdict(chat),
-                "gated": {k: round(v, 6) for k, v in gated_cv.items()},
-            }
-        )
+        cross_validation = {**metadata["cross_validation"], **extra.pop("cross_validation")}
+        metadata.update(extra, cross_validation=cross_validation)
     else:
         report("fit", 1, 1)
     heuristic = HeuristicScorer(reference_quantiles=())
@@ -452,6 +394,64 @@ def train(
     return TrainResult(
         model_path=path, chosen=chosen, cv=cv, metadata=metadata, chat=chat, gated_cv=gated_cv
     )
+
+
+def _gated(
+    rows: Sequence[Row],
+    examples: Sequence[Example],
+    cfg: TrainConfig,
+    bench: Candidate,
+    bench_model: DifficultyRegressor,
+    bench_oof: dict[str, float],
+    chat: Candidate,
+    chat_oof: dict[str, float],
+    report: Progress,
+) -> tuple[dict[str, DifficultyRegressor], dict[str, Any], list[float], dict[str, float]]:
+    """The gated model: heads, metadata entries, reference (out-of-fold mixes) and gated CV."""
+    texts = [e.text for e in examples]
+    chat_examples = _examples(rows, chat)
+    if [e.text for e in chat_examples] != texts:
+        raise ValueError("the chosen candidates must build the same examples (same margin)")
+    chat_targets = normalise_targets(chat_examples, chat.normalise, chat.failure_share)
+    heads = {
+        "bench": bench_model,
+        "chat": _fit(chat_examples, chat, cfg, chat_targets),
+        "gate": _gate_fit(examples, cfg),
+    }
+    report("fit", 1, 1)
+    report("gate", 0, 1)
+    gate_oof = _gate_oof(examples, cfg)
+    report("gate", 1, 1)
+    chat_texts = {e.text for e in examples if e.family in cfg.chat_families}
+    head_quantiles = {
+        "bench": reference_quantiles([bench_oof[t] for t in texts if t not in chat_texts]),
+        "chat": reference_quantiles([chat_oof[t] for t in texts if t in chat_texts]),
+    }
+    mixed = {t: mix(gate_oof[t], bench_oof[t], chat_oof[t], head_quantiles) for t in texts}
+    gated_cv = _family_apgr(_pair_lookup(rows), mixed)
+    accuracy = np.mean([(gate_oof[t] > 0.5) == (t in chat_texts) for t in texts])
+    extra: dict[str, Any] = {
+        "name": "gated-tfidf-ridge-v3",
+        "format": 2,
+        "params": {h: m.get_params() for h, m in sorted(heads.items())},
+        "target": {"bench": _target(bench), "chat": _target(chat)},
+        "heads": {
+            "what": "gate-weighted mix of the two heads' ranks (classifiers.gated)",
+            "chat_families": list(cfg.chat_families),
+            "gate_alpha": cfg.gate_alpha,
+            "quantiles": head_quantiles,
+            "gate_accuracy_oof": round(float(accuracy), 6),
+        },
+        "cross_validation": {
+            "criterion": (
+                "bench head: mean over the non-chat families' reference pairs and the LOTO "
+                "term (full-weight candidates); chat head: mean over the chat families"
+            ),
+            "chat": asdict(chat),
+            "gated": {k: round(v, 6) for k, v in gated_cv.items()},
+        },
+    }
+    return heads, extra, [mixed[t] for t in texts], gated_cv
 
 
 def _target(cand: Candidate) -> dict[str, Any]:
