@@ -39,6 +39,21 @@ def prompts(n: int = 200) -> list[str]:
     return rows[:n] or _FALLBACK
 
 
+def bodies(stream: bool, n: int = 200) -> list[str]:
+    """Chat request bodies (model "auto", max_tokens 64) over the first `n` real prompts."""
+    return [
+        json.dumps(
+            {
+                "model": "auto",
+                "stream": stream,
+                "max_tokens": 64,
+                "messages": [{"role": "user", "content": p}],
+            }
+        )
+        for p in prompts(n)
+    ]
+
+
 def pct(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")

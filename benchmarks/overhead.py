@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median, pct, prompts, save, show
+from _common import bodies, median, pct, save, show
 
 from router.fakes.processes import (
     ServerProcess,
@@ -82,23 +81,9 @@ def rotated(urls: dict[str, str], i: int) -> list[tuple[str, str]]:
     return items[k:] + items[:k]
 
 
-def bodies(stream: bool) -> list[bytes]:
-    return [
-        json.dumps(
-            {
-                "model": "auto",
-                "stream": stream,
-                "max_tokens": 64,
-                "messages": [{"role": "user", "content": p}],
-            }
-        ).encode()
-        for p in prompts(200)
-    ]
-
-
 async def sequential(urls: dict[str, str], n: int, stream: bool) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {k: [] for k in urls}
-    payloads = bodies(stream)
+    payloads = [b.encode() for b in bodies(stream)]
     async with session(4) as client:
         for url in urls.values():  # warm the connections and code paths
             for body in payloads[:20]:
@@ -114,7 +99,7 @@ async def concurrent(
     urls: dict[str, str], concurrency: int, rounds: int, per_client: int, stream: bool
 ) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {k: [] for k in urls}
-    payloads = bodies(stream)
+    payloads = [b.encode() for b in bodies(stream)]
     async with session(concurrency * 2) as client:
 
         async def worker(url: str, offset: int, out: list[float]) -> None:

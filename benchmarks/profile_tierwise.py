@@ -20,9 +20,9 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS
+from _common import RESULTS, bodies
 from _procs import LoadGen
-from vs_litellm import TIERWISE_POLICY, bodies
+from vs_litellm import TIERWISE_POLICY
 
 from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
 

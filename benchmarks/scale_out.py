@@ -28,9 +28,9 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pct, save, show
+from _common import bodies, pct, save, show
 from _procs import LoadGen, cpu_seconds
-from vs_litellm import TIERWISE_POLICY, bodies
+from vs_litellm import TIERWISE_POLICY
 
 from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
 

@@ -18,7 +18,6 @@ Writes benchmarks/results/vs_litellm.json and vs_litellm.png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, pct, prompts, save, show
+from _common import RESULTS, bodies, pct, save, show
 from _procs import LoadGen, cpu_seconds, peak_rss_mib, timed_start
 
 from router.fakes.processes import (
@@ -104,20 +103,6 @@ def litellm_version() -> str:
     code = "import importlib.metadata as m; print(m.version('litellm'))"
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, env=guarded_env())
     return done.stdout.strip()
-
-
-def bodies(stream: bool, n: int = 200) -> list[str]:
-    return [
-        json.dumps(
-            {
-                "model": "auto",
-                "stream": stream,
-                "max_tokens": 64,
-                "messages": [{"role": "user", "content": p}],
-            }
-        )
-        for p in prompts(n)
-    ]
 
 
 def scenarios(levels: list[int]) -> list[tuple[str, int, bool]]:
