@@ -156,9 +156,6 @@ def _fit(
     return model.fit([e.text for e in examples], targets, _weights(examples, cand, cfg))
 
 
-_GATE = Candidate(failure_share=0.0)
-
-
 def _gate_fit(examples: Sequence[Example], cfg: TrainConfig) -> DifficultyRegressor:
     """The gate: chat family (1) vs the rest (0), classes balanced by sample weight."""
     y = [1.0 if e.family in cfg.chat_families else 0.0 for e in examples]
@@ -169,37 +166,33 @@ def _gate_fit(examples: Sequence[Example], cfg: TrainConfig) -> DifficultyRegres
         alpha=cfg.gate_alpha,
         min_df=cfg.min_df,
         max_features=cfg.max_features,
-        dense_weight=_GATE.dense_weight,
+        dense_weight=Candidate.dense_weight,  # the candidates' default
     )
     return model.fit([e.text for e in examples], y, weights)
 
 
-def _gate_oof(examples: Sequence[Example], cfg: TrainConfig) -> dict[str, float]:
-    """Out-of-fold gate scores by text (same folds as the heads)."""
-    groups = [_fold(e.text, cfg.folds) for e in examples]
-    out: dict[str, float] = {}
-    for key in sorted(set(groups)):
-        model = _gate_fit([e for e, g in zip(examples, groups, strict=True) if g != key], cfg)
-        held = [e.text for e, g in zip(examples, groups, strict=True) if g == key]
-        out.update(zip(held, model.predict(held).tolist(), strict=True))
-    return out
+Fitter = Callable[[Sequence[int]], DifficultyRegressor]
+
+
+def _fitter(
+    examples: Sequence[Example], targets: Sequence[float], cand: Candidate, cfg: TrainConfig
+) -> Fitter:
+    """Fits `cand` on the examples at the given indices."""
+    return lambda idx: _fit([examples[i] for i in idx], cand, cfg, [targets[i] for i in idx])
 
 
 def _held_out(
     examples: Sequence[Example],
-    targets: Sequence[float],
     groups: Sequence[object],
-    cand: Candidate,
-    cfg: TrainConfig,
+    fit: Fitter,
     only: Callable[[Example], bool] = lambda _e: True,
 ) -> dict[str, float]:
     """Raw scores of each example (where `only`) from a model fitted without its group."""
     out: dict[str, float] = {}
     keys = sorted({g for e, g in zip(examples, groups, strict=True) if only(e)}, key=str)
     for key in keys:
-        fit_idx = [i for i, g in enumerate(groups) if g != key]
+        model = fit([i for i, g in enumerate(groups) if g != key])
         held = [e for e, g in zip(examples, groups, strict=True) if g == key and only(e)]
-        model = _fit([examples[i] for i in fit_idx], cand, cfg, [targets[i] for i in fit_idx])
         for e, score in zip(held, model.predict([e.text for e in held]).tolist(), strict=True):
             out[e.text] = score
     return out
@@ -219,7 +212,8 @@ def _loto(
     if family is None or pair is None or len({r.task for r in fam_rows}) < 2:
         return None
     groups = [(e.task if e.family == family else None) for e in examples]
-    scores = _held_out(examples, targets, groups, cand, cfg, only=lambda e: e.family == family)
+    fit = _fitter(examples, targets, cand, cfg)
+    scores = _held_out(examples, groups, fit, only=lambda e: e.family == family)
     scored = [r for r in fam_rows if row_text(r) in scores]
     strong = [r.scores[pair[1]] for r in scored]
     results: list[float] = []
@@ -260,7 +254,8 @@ def cross_validate(
     examples = _examples(rows, cand)
     targets = normalise_targets(examples, cand.normalise, cand.failure_share)
     lookup = _pair_lookup(rows)
-    oof = _held_out(examples, targets, [_fold(e.text, cfg.folds) for e in examples], cand, cfg)
+    folds = [_fold(e.text, cfg.folds) for e in examples]
+    oof = _held_out(examples, folds, _fitter(examples, targets, cand, cfg))
     result = _family_apgr(lookup, oof)
     loto = _loto(rows, examples, targets, cand, cfg) if cand.bench_weight == 1.0 else None
     if loto is not None:
@@ -420,7 +415,8 @@ def _gated(
     }
     report("fit", 1, 1)
     report("gate", 0, 1)
-    gate_oof = _gate_oof(examples, cfg)
+    folds = [_fold(t, cfg.folds) for t in texts]
+    gate_oof = _held_out(examples, folds, lambda idx: _gate_fit([examples[i] for i in idx], cfg))
     report("gate", 1, 1)
     chat_texts = {e.text for e in examples if e.family in cfg.chat_families}
     head_quantiles = {
