@@ -1,4 +1,9 @@
-"""Shared fixtures: the guard against real providers, real fake-upstream and proxy processes."""
+"""Shared fixtures: the guard against real providers, real fake-upstream and proxy processes.
+
+`TIERWISE_TEST_CLOCK=<ISO time>` runs the session with the wall clock moved there (and ticking;
+`time-machine`): `tests/test_clock_shift.py` uses it to prove that no test depends on today's
+date and that components given a simulated clock never consult a second, real one.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +21,30 @@ import yaml
 from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
 from tests.sdk import close_all
 
+_TRAVELLER = pytest.StashKey[Any]()
+
 _real_connect = socket.socket.connect
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    when = os.environ.get("TIERWISE_TEST_CLOCK")
+    if when:
+        import time_machine
+
+        traveller = time_machine.travel(datetime.fromisoformat(when), tick=True)
+        traveller.start()
+        config.stash[_TRAVELLER] = traveller
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    traveller = config.stash.get(_TRAVELLER, None)
+    if traveller is not None:
+        traveller.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    when = os.environ.get("TIERWISE_TEST_CLOCK")
+    return f"wall clock shifted to {when} (TIERWISE_TEST_CLOCK)" if when else None
 
 
 def _loopback_only(self: socket.socket, address: Any) -> None:

@@ -77,7 +77,7 @@ class AlertManager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _claim(self, key: str, expires_at: float) -> bool:
+    async def _claim(self, key: str, expires_at: float, now: float) -> bool:
         """True when this process is the one (across replicas) that sends the alert `key`."""
         if key in self._claimed:
             return False
@@ -85,7 +85,7 @@ class AlertManager:
             self._claimed.clear()  # the ledger still dedupes; this only saves round trips
         self._claimed.add(key)
         try:
-            return await self.ledger.mark_alerted(key, expires_at)
+            return await self.ledger.mark_alerted(key, expires_at, now)
         except Exception as exc:
             self._claimed.discard(key)  # try again on the next chance
             self.dedupe_errors += 1
@@ -149,7 +149,7 @@ class AlertManager:
         expires = b.window.end + _MARGIN_S
         thresholds = sorted({t for i in watching for t in self.rules[i].at})
         for t in reached(spent + reserved, b.hard_micros, thresholds):
-            if await self._claim(dedupe_key(b.key, t), expires):
+            if await self._claim(dedupe_key(b.key, t), expires, now):
                 kind = "exhausted" if t >= 1.0 else "threshold"
                 text = (
                     f"budget {b.label} ({b.subject}) reached {t:.0%} of its "
@@ -168,7 +168,7 @@ class AlertManager:
                 self._send(alert, [i for i in watching if t in self.rules[i].at])
         for i in watching:
             f = forecast(spent, b.hard_micros, b.window, now, self.rules[i].forecast)
-            if f is None or not await self._claim(dedupe_key(b.key, f"forecast:{i}"), expires):
+            if f is None or not await self._claim(dedupe_key(b.key, f"forecast:{i}"), expires, now):
                 continue
             mix = self._mix_for(b, now)
             tiers, callers = mix.top_tiers(), mix.top_callers()
@@ -213,7 +213,7 @@ class AlertManager:
         self, b: BudgetLine, used: int, action: str, rules: list[int], key: str
     ) -> None:
         now = self.clock()
-        if not await self._claim(key, b.window.end + _MARGIN_S):
+        if not await self._claim(key, b.window.end + _MARGIN_S, now):
             return
         what = "refused" if action == "refused" else "sent to the cheap tier"
         text = (
@@ -253,7 +253,7 @@ class AlertManager:
         cooldown = self.rules[i].health.cooldown_s
         bucket = int(now // cooldown)
         key = f"alert|health|{i}|{signal.kind}|{bucket}"
-        if not await self._claim(key, (bucket + 1) * cooldown + cooldown):
+        if not await self._claim(key, (bucket + 1) * cooldown + cooldown, now):
             return
         alert = Alert(
             kind=signal.kind,

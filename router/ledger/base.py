@@ -70,8 +70,10 @@ class Ledger(Protocol):
         """Spent and live reserved micro-USD of each line, in order (zeros for unknown lines)."""
         ...
 
-    async def mark_alerted(self, key: str, expires_at: float) -> bool:
-        """True exactly once per `key` across all callers until `expires_at` (alert dedupe)."""
+    async def mark_alerted(self, key: str, expires_at: float, now: float) -> bool:
+        """True exactly once per `key` across all callers until `expires_at` (alert dedupe).
+        `now` is the caller's clock, the same one `expires_at` was computed from: a store never
+        compares it with a clock of its own (Redis gets the time left, `expires_at - now`)."""
         ...
 
     async def aclose(self) -> None: ...

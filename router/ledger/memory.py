@@ -2,13 +2,12 @@
 
 Every method runs to completion without awaiting, so within one event loop each call is atomic
 with respect to every other; no lock is needed. Lines are forgotten lazily once `expires_at` has
-passed (checked against the `now` the callers pass in), alert marks once theirs has passed
-(against the wall clock, as `mark_alerted` takes no `now`).
+passed, alert marks once theirs has; both checked against the `now` the callers pass in (one
+clock: a simulated one in tests, the request's in the proxy).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -51,8 +50,7 @@ class MemoryLedger:
             return
         for key in [k for k, b in self._buckets.items() if b.expires_at <= now]:
             del self._buckets[key]
-        wall = time.time()
-        for key in [k for k, until in self._alerts.items() if until <= wall]:
+        for key in [k for k, until in self._alerts.items() if until <= now]:
             del self._alerts[key]
 
     async def reserve(
@@ -90,9 +88,9 @@ class MemoryLedger:
                 states.append(LineState(line.key, bucket.spent, bucket.reserved(now)))
         return states
 
-    async def mark_alerted(self, key: str, expires_at: float) -> bool:
+    async def mark_alerted(self, key: str, expires_at: float, now: float) -> bool:
         until = self._alerts.get(key)
-        if until is not None and until > time.time():
+        if until is not None and until > now:
             return False
         self._alerts[key] = expires_at
         return True

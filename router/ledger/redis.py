@@ -7,11 +7,15 @@ multi-key scripts stay legal):
 - `{p}:s:<line>` — settled spend (string, INCRBY), expiring at the line's `expires_at`;
 - `{p}:z:<line>` — live reservations: sorted set rid -> lease expiry (epoch seconds);
 - `{p}:a:<line>` — reservation amounts: hash rid -> micro-USD;
-- `{p}:alert:<key>` — alert marks (SET NX PXAT);
+- `{p}:alert:<key>` — alert marks (SET NX PX);
 - `{p}:requests` — the request log, a stream capped with `XADD MAXLEN ~ stream_maxlen`.
 
 reserve / settle / release / state are Lua scripts, so each is atomic against every other client;
 reservations whose lease has passed are purged inside the scripts (lazily, per line touched).
+
+One clock: every expiry is sent as the time left on the caller's clock (`expires_at - now`,
+PEXPIRE / SET PX), never as an absolute time for Redis to compare with its own clock, so a
+simulated clock (tests) or a skewed host cannot expire spend or alert marks early or late.
 
 Failure mode: socket and connect timeouts (`timeout_s`, 2 s), one immediate retry (a pooled
 connection may be stale after a Redis restart) and an overall deadline of twice that, so that
@@ -52,7 +56,7 @@ T = TypeVar("T")
 _STREAM_ID = re.compile(r"\d+-\d+")
 _UNAVAILABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
 
-# KEYS: per line s, z, a.  ARGV: rid, amount, lease_until, now, then per line: limit, expires_at
+# KEYS: per line s, z, a.  ARGV: rid, amount, lease_until, now, then per line: limit, ttl_ms
 _RESERVE = """
 local rid, amount, lease_until, now = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local n = #KEYS / 3
@@ -77,19 +81,19 @@ for i = 0, n - 1 do
   local z, a, exp = KEYS[3 * i + 2], KEYS[3 * i + 3], ARGV[6 + 2 * i]
   redis.call('ZADD', z, lease_until, rid)
   redis.call('HSET', a, rid, amount)
-  redis.call('EXPIREAT', z, exp)
-  redis.call('EXPIREAT', a, exp)
+  redis.call('PEXPIRE', z, exp)
+  redis.call('PEXPIRE', a, exp)
 end
 return {0}
 """
 
-# KEYS: per line s, z, a.  ARGV: rid, actual, then per line: expires_at
+# KEYS: per line s, z, a.  ARGV: rid, actual, then per line: ttl_ms
 _SETTLE = """
 local rid, actual = ARGV[1], ARGV[2]
 for i = 0, #KEYS / 3 - 1 do
   local s, z, a = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
   redis.call('INCRBY', s, actual)
-  redis.call('EXPIREAT', s, ARGV[3 + i])
+  redis.call('PEXPIRE', s, ARGV[3 + i])
   redis.call('ZREM', z, rid)
   redis.call('HDEL', a, rid)
 end
@@ -139,8 +143,10 @@ def redis_client(url: str, timeout_s: float = 2.0, max_connections: int = 256) -
     return aioredis.Redis(connection_pool=pool)
 
 
-def _at(expires_at: float) -> str:
-    return str(math.ceil(expires_at))
+def _ttl_ms(expires_at: float, now: float) -> int:
+    """Milliseconds from `now` to `expires_at` on the caller's clock (at least 1: a line whose
+    window is over on that clock expires at once)."""
+    return max(1, math.ceil((expires_at - now) * 1000))
 
 
 class _Guarded:
@@ -179,7 +185,7 @@ class RedisLedger(_Guarded):
     ) -> Refused | None:
         args: list[str | int | float] = [rid, amount_micros, repr(now + lease_s), repr(now)]
         for line in lines:
-            args += [line.limit_micros, _at(line.expires_at)]
+            args += [line.limit_micros, _ttl_ms(line.expires_at, now)]
         result = await self._call(self._reserve(keys=self._line_keys(lines), args=args))
         if result[0] == 0:
             return None
@@ -187,7 +193,8 @@ class RedisLedger(_Guarded):
         return Refused(line.key, int(result[1]), int(result[2]), line.limit_micros)
 
     async def settle(self, rid: str, lines: Sequence[Line], actual_micros: int, now: float) -> None:
-        args: list[str | int] = [rid, actual_micros, *(_at(line.expires_at) for line in lines)]
+        ttls = (_ttl_ms(line.expires_at, now) for line in lines)
+        args: list[str | int] = [rid, actual_micros, *ttls]
         await self._call(self._settle(keys=self._line_keys(lines), args=args))
 
     async def release(self, rid: str, lines: Sequence[Line], now: float) -> None:
@@ -201,9 +208,11 @@ class RedisLedger(_Guarded):
             for i, line in enumerate(lines)
         ]
 
-    async def mark_alerted(self, key: str, expires_at: float) -> bool:
-        at_ms = math.ceil(expires_at * 1000)
-        done = await self._call(self.client.set(self._key("alert", key), 1, nx=True, pxat=at_ms))
+    async def mark_alerted(self, key: str, expires_at: float, now: float) -> bool:
+        if expires_at <= now:
+            return True  # its window is over on the caller's clock: nothing left to dedupe
+        ttl = _ttl_ms(expires_at, now)
+        done = await self._call(self.client.set(self._key("alert", key), 1, nx=True, px=ttl))
         return bool(done)
 
     async def aclose(self) -> None:

@@ -212,7 +212,7 @@ class SqliteLedger:
         self._sweep_soon = False
         conn.execute("DELETE FROM ledger_holds WHERE until <= ?", (now,))
         conn.execute("DELETE FROM ledger_lines WHERE expires_at <= ?", (now,))
-        conn.execute("DELETE FROM ledger_alerts WHERE expires_at <= ?", (time.time(),))
+        conn.execute("DELETE FROM ledger_alerts WHERE expires_at <= ?", (now,))
 
     # -- the Ledger protocol --------------------------------------------------------------------
 
@@ -282,12 +282,12 @@ class SqliteLedger:
 
         return await self._transaction(work, write=False)
 
-    async def mark_alerted(self, key: str, expires_at: float) -> bool:
+    async def mark_alerted(self, key: str, expires_at: float, now: float) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
                 "SELECT expires_at FROM ledger_alerts WHERE key = ?", (key,)
             ).fetchone()
-            if row is not None and row[0] > time.time():
+            if row is not None and row[0] > now:
                 return False
             conn.execute(
                 "INSERT OR REPLACE INTO ledger_alerts (key, expires_at) VALUES (?, ?)",

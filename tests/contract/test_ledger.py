@@ -1,7 +1,9 @@
 """One contract over every `Ledger`: memory, SQLite (a file in tmp_path) and the real Redis.
 
-Time is passed in (`now`), never slept: leases are exercised by moving `now` forward. The base
-`now` is the wall clock because Redis expires whole lines by the real clock (EXPIREAT).
+Time is passed in (`now`), never slept: leases are exercised by moving `now` forward. Every
+test runs on three base clocks, the wall clock and simulated ones 400 days behind and ahead of
+it: a store must follow the caller's clock alone (an alert mark or a line judged by a second,
+real clock was a time bomb: the suite failed once the calendar passed a test's fixed date).
 """
 
 from __future__ import annotations
@@ -63,9 +65,12 @@ def ledger(store: Store) -> Ledger:
     return store.ledger
 
 
-@pytest.fixture
-def now() -> float:
-    return time.time()
+_DAY = 86_400.0
+
+
+@pytest.fixture(params=[0.0, -400 * _DAY, 400 * _DAY], ids=["wall", "past", "future"])
+def now(request: pytest.FixtureRequest) -> float:
+    return time.time() + float(request.param)
 
 
 def line(key: str, limit: int, now: float) -> Line:
@@ -158,15 +163,15 @@ async def test_state_of_unknown_lines_is_zero_in_order(ledger: Ledger, now: floa
 
 async def test_mark_alerted_is_true_once_per_key(ledger: Ledger, now: float) -> None:
     until = now + 600
-    assert await ledger.mark_alerted("global:month:0.8", until) is True
-    assert await ledger.mark_alerted("global:month:0.8", until) is False
-    assert await ledger.mark_alerted("global:month:1.0", until) is True
-    results = await asyncio.gather(*[ledger.mark_alerted("race", until) for _ in range(50)])
+    assert await ledger.mark_alerted("global:month:0.8", until, now) is True
+    assert await ledger.mark_alerted("global:month:0.8", until, now) is False
+    assert await ledger.mark_alerted("global:month:1.0", until, now) is True
+    results = await asyncio.gather(*[ledger.mark_alerted("race", until, now) for _ in range(50)])
     assert results.count(True) == 1
     # a mark whose time has passed does not hold
-    assert await ledger.mark_alerted("stale", now - 1) is True
-    assert await ledger.mark_alerted("stale", until) is True
-    assert await ledger.mark_alerted("stale", until) is False
+    assert await ledger.mark_alerted("stale", now - 1, now) is True
+    assert await ledger.mark_alerted("stale", until, now) is True
+    assert await ledger.mark_alerted("stale", until, now) is False
 
 
 async def test_concurrent_reserves_never_pass_the_limit(ledger: Ledger, now: float) -> None:
@@ -180,23 +185,23 @@ async def test_concurrent_reserves_never_pass_the_limit(ledger: Ledger, now: flo
 
 
 _WORKER = """
-import asyncio, sys, time
+import asyncio, sys
 from router.ledger import Line, open_store
 
-async def main(url, tag, n, amount, limit, expires_at):
+async def main(url, tag, n, amount, limit, expires_at, now):
     store = open_store(url)
     line = Line("shared", limit, expires_at)
     print("ready", flush=True)
     sys.stdin.readline()
     ok = 0
     for i in range(n):
-        if await store.ledger.reserve(f"{tag}-{i}", [line], amount, 60, time.time()) is None:
+        if await store.ledger.reserve(f"{tag}-{i}", [line], amount, 60, now) is None:
             ok += 1
     await store.aclose()
     print(ok, flush=True)
 
-url, tag, n, amount, limit, expires_at = sys.argv[1:]
-asyncio.run(main(url, tag, int(n), int(amount), int(limit), float(expires_at)))
+url, tag, n, amount, limit, expires_at, now = sys.argv[1:]
+asyncio.run(main(url, tag, int(n), int(amount), int(limit), float(expires_at), float(now)))
 """
 
 
@@ -208,7 +213,7 @@ async def test_two_processes_never_pass_the_limit(
         pytest.skip("memory:// is one process by definition")
     amount, fits = 1_000, 37
     limit = amount * fits + amount // 2
-    args = [store_url, "", "120", str(amount), str(limit), str(now + 3600)]
+    args = [store_url, "", "120", str(amount), str(limit), repr(now + 3600), repr(now)]
     workers = []
     for p in range(processes):
         args[1] = f"w{p}"
@@ -245,7 +250,7 @@ async def test_two_processes_never_pass_the_limit(
     opened = open_store(store_url)
     try:
         shared = Line("shared", limit, now + 3600)
-        assert await opened.ledger.state([shared], time.time()) == [
+        assert await opened.ledger.state([shared], now) == [
             LineState("shared", 0, amount * fits)
         ]
     finally:

@@ -75,10 +75,10 @@ async def test_prefixes_isolate_stores() -> None:
     try:
         assert await one.ledger.reserve("r1", [a], 1_000, 60, now) is None
         await one.ledger.settle("r0", [a], 5, now)
-        assert await one.ledger.mark_alerted("x", now + 600) is True
+        assert await one.ledger.mark_alerted("x", now + 600, now) is True
         assert await two.ledger.state([a], now) == [LineState(a.key, 0, 0)]
         assert await two.ledger.reserve("r1", [a], 1_000, 60, now) is None
-        assert await two.ledger.mark_alerted("x", now + 600) is True
+        assert await two.ledger.mark_alerted("x", now + 600, now) is True
         assert await one.ledger.state([a], now) == [LineState(a.key, 5, 1_000)]
     finally:
         await one.aclose()
@@ -101,7 +101,7 @@ async def test_outage_is_reported_promptly_and_recovers(throwaway_redis: Throwaw
             lambda: ledger.settle("r1", [a], 50, now),
             lambda: ledger.release("r1", [a], now),
             lambda: ledger.state([a], now),
-            lambda: ledger.mark_alerted("k", now + 60),
+            lambda: ledger.mark_alerted("k", now + 60, now),
         ]
         for call in calls:
             started = time.monotonic()
@@ -119,7 +119,7 @@ async def test_outage_is_reported_promptly_and_recovers(throwaway_redis: Throwaw
                 assert time.monotonic() < deadline, "ledger did not recover"
         await ledger.settle("r3", [a], 70, time.time())
         assert await ledger.state([a], time.time()) == [LineState(a.key, 70, 0)]
-        assert await ledger.mark_alerted("k", now + 60) is True
+        assert await ledger.mark_alerted("k", now + 60, now) is True
     finally:
         await store.aclose()
 

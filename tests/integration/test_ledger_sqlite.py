@@ -20,13 +20,13 @@ async def test_spend_and_reservations_survive_a_restart(tmp_path: Path) -> None:
     store = open_store(url)
     assert await store.ledger.reserve("r1", [a], 3_000, 60, now) is None
     await store.ledger.settle("r0", [a], 1_500, now)
-    assert await store.ledger.mark_alerted("global:0.5", now + 3600) is True
+    assert await store.ledger.mark_alerted("global:0.5", now + 3600, now) is True
     await store.aclose()
 
     store = open_store(url)
     try:
         assert await store.ledger.state([a], now + 1) == [LineState(a.key, 1_500, 3_000)]
-        assert await store.ledger.mark_alerted("global:0.5", now + 3600) is False
+        assert await store.ledger.mark_alerted("global:0.5", now + 3600, now) is False
         await store.ledger.settle("r1", [a], 2_000, now + 2)
         assert await store.ledger.state([a], now + 2) == [LineState(a.key, 3_500, 0)]
     finally:
