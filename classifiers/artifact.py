@@ -15,13 +15,16 @@ import json
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import skops.io as sio
 
 from classifiers.gated import GatedScorer
 from classifiers.lean import LeanScorer
 from classifiers.model import DifficultyRegressor
+
+if TYPE_CHECKING:
+    from classifiers.adapt import AdaptedScorer
 
 __all__ = [
     "ARTIFACT_DIR",
@@ -158,9 +161,14 @@ def load_model(
     raise ArtifactError(f"{model_path}: not a DifficultyRegressor or a dict of them")
 
 
-def load_scorer(path: Path | str = ARTIFACT_DIR) -> LeanScorer | GatedScorer:
+def load_scorer(path: Path | str = ARTIFACT_DIR) -> LeanScorer | GatedScorer | AdaptedScorer:
     """The lean serving scorer of a saved artifact, calibrated with its reference quantiles: a
-    :class:`LeanScorer` for one regressor, a :class:`GatedScorer` for a gated model."""
+    :class:`LeanScorer` for one regressor, a :class:`GatedScorer` for a gated model, an
+    :class:`~classifiers.adapt.AdaptedScorer` for a directory holding ``adapted.json``."""
+    if Path(path).is_dir() and (Path(path) / "adapted.json").exists():
+        from classifiers.adapt import load_adapted
+
+        return load_adapted(path)
     metadata = load_metadata(path)
     quantiles = metadata.get("reference", {}).get("raw_quantiles")
     if not isinstance(quantiles, list) or len(quantiles) < 2:

@@ -182,6 +182,9 @@ def main() -> None:
 
     cli_alerts.register(app)
     cli_classifier.register(app)
+    from router import cli_adapt
+
+    cli_adapt.register(app)
     cli_spend.register(app)
     from router import cli_local
 

@@ -1,0 +1,105 @@
+"""``tierwise adapt``: learn a deployment's own model pair from its labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from classifiers.adapt import fit_adapted, save_adapted
+from classifiers.artifact import ARTIFACT_DIR, ArtifactError, load_scorer
+from classifiers.data import DataError, file_sha256, pair_scores, read_rows, row_text
+
+__all__ = ["MIN_LABELS", "adapt_cmd", "register"]
+
+MIN_LABELS = 100
+ALPHA = 100.0
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(code=2)
+
+
+def _mean_sd(values: list[float]) -> str:
+    arr = np.asarray(values, dtype=np.float64)
+    sd = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return f"{float(arr.mean()):.4f} ± {sd:.4f}"
+
+
+def adapt_cmd(
+    labels: Annotated[Path, typer.Option("--labels", help="labelled rows (JSONL, gzip ok)")],
+    weak: Annotated[str, typer.Option("--weak", help="the weak model's name in scores")],
+    strong: Annotated[str, typer.Option("--strong", help="the strong model's name in scores")],
+    out_dir: Annotated[Path, typer.Option("--out", help="directory to write the artifact to")],
+    base: Annotated[
+        Path | None, typer.Option("--base", help="base artifact directory (default: shipped)")
+    ] = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="cross-validation folds")] = 5,
+) -> None:
+    """Adapt the difficulty scorer to one weak/strong pair from your own labels."""
+    base_dir = base if base is not None else ARTIFACT_DIR
+    try:
+        if not labels.exists():
+            raise _fail(f"{labels}: no such file")
+        rows = read_rows(labels)
+        index, w, s = pair_scores(rows, weak, strong, where=str(labels))
+        if len(index) < MIN_LABELS:
+            raise _fail(
+                f"{labels}: {len(index)} rows score both {weak!r} and {strong!r}; "
+                f"adapt needs at least {MIN_LABELS}"
+            )
+        base_scorer = load_scorer(base_dir)
+        texts = [row_text(rows[i]) for i in index]
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err, transient=False) as progress:
+            tasks: dict[str, Any] = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done)
+
+            scorer, fit = fit_adapted(
+                texts, w, s, base_scorer, folds=folds, alpha=ALPHA, progress=report
+            )
+        save_adapted(
+            scorer,
+            fit,
+            out_dir,
+            base_dir=base_dir,
+            base_ref=str(base) if base is not None else "shipped",
+            weak=weak,
+            strong=strong,
+            labels_sha256=file_sha256(labels),
+            alpha=ALPHA,
+        )
+    except (DataError, ArtifactError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"held-out APGR, {fit.folds}-fold CV, {fit.n} labels, {weak} -> {strong}")
+    table.add_column("scorer")
+    table.add_column("APGR (fold mean ± sd)", justify="right")
+    table.add_row("base", _mean_sd(fit.fold_apgr["base"]))
+    table.add_row(f"adapted (a={fit.blend:g})", _mean_sd(fit.fold_apgr["adapted"]))
+    table.add_row("length", _mean_sd(fit.fold_apgr["length"]))
+    out.print(table)
+    blends = ", ".join(f"a={a}: {v:.4f}" for a, v in fit.blend_cv.items())
+    out.print(f"blend CV: {blends}; chosen a={fit.blend:g} ({scorer.featurizer.kind})")
+    out.print(f"wrote {out_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``adapt`` to `app`."""
+    app.command("adapt")(adapt_cmd)
