@@ -20,6 +20,7 @@ entry evicted first), so a prompt mostly costs one dict look-up per word.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from array import array
@@ -205,9 +206,8 @@ class _ChunkCache(dict[str, bytes]):
         ids = self._compute(chunk)
         if self._size > 0:
             if len(self) >= self._size:
-                try:
+                # another thread may have got there first
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):
                     del self[next(iter(self))]
-                except (KeyError, RuntimeError, StopIteration):  # another thread got there first
-                    pass
             self[chunk] = ids
         return ids
