@@ -73,8 +73,9 @@ class StaticEmbedder:
         matrix = np.load(root / MATRIX, allow_pickle=False)
         embedder = cls(vocabulary, matrix, name=str(manifest["name"]))
         if embedder.dim != int(manifest["dim"]):
-            raise ValueError(f"{root / MATRIX} has {embedder.dim} dims, the manifest says "
-                             f"{manifest['dim']}")
+            raise ValueError(
+                f"{root / MATRIX} has {embedder.dim} dims, the manifest says {manifest['dim']}"
+            )
         return embedder
 
     def token_ids(self, text: str) -> list[int]:
