@@ -1,8 +1,9 @@
 """Pure ML: prompt text -> difficulty in [0, 1].
 
 Never imports `router`, fastapi, litellm, redis or httpx. The public entry points are
-:func:`load_default` (the shipped artifact, or the heuristic fallback when none is present) and
-:func:`scoring_text` (which text of a request is scored, the same at training and serving).
+:func:`load_default` (the shipped artifact, or the heuristic fallback when none is present),
+:func:`load_routing_scorer` (the scorer a policy's ``routing.scorer`` / ``routing.model`` name)
+and :func:`scoring_text` (which text of a request is scored, the same at training and serving).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from pathlib import Path
 
 from classifiers.calibration import threshold_for_share
+from classifiers.choice import is_blocking, load_routing_scorer, routing_scorer_dir
 from classifiers.heuristic import HeuristicScorer
 from classifiers.scorer import DifficultyScorer
 from classifiers.text import ConversationShape, content_text, conversation_shape, scoring_text
@@ -21,7 +23,10 @@ __all__ = [
     "HeuristicScorer",
     "content_text",
     "conversation_shape",
+    "is_blocking",
     "load_default",
+    "load_routing_scorer",
+    "routing_scorer_dir",
     "scoring_text",
     "threshold_for_share",
 ]

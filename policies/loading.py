@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from policies.errors import PolicyError
-from policies.schema import Policy
+from policies.schema import POLICY_DIR, Policy
 
 __all__ = ["default_policy_path", "load_policy", "parse_policy"]
 
@@ -24,13 +25,15 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def parse_policy(data: Any, source: str = "<policy>") -> Policy:
-    """Validate already-parsed YAML/JSON data into a :class:`Policy`."""
+def parse_policy(data: Any, source: str = "<policy>", base_dir: Path | None = None) -> Policy:
+    """Validate already-parsed YAML/JSON data into a :class:`Policy`; relative paths in it
+    (`routing.model`) resolve against `base_dir` (left relative when it is None)."""
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         raise PolicyError(source, [("", f"expected a mapping at the top level, got {kind}")])
+    context = None if base_dir is None else {POLICY_DIR: base_dir}
     try:
-        return Policy.model_validate(data)
+        return Policy.model_validate(data, context=context)
     except ValidationError as exc:
         issues = []
         for err in exc.errors():
@@ -42,7 +45,9 @@ def parse_policy(data: Any, source: str = "<policy>") -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Load a policy file; raises :class:`PolicyError` for a missing, unreadable or invalid file."""
+    """Load a policy file; raises :class:`PolicyError` for a missing, unreadable or invalid file.
+
+    Relative paths in it (`routing.model`) resolve against the file's directory."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -57,4 +62,4 @@ def load_policy(path: str | Path) -> Policy:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError(str(p), [("", f"YAML syntax error at {where}{problem}")]) from None
-    return parse_policy(data, str(p))
+    return parse_policy(data, str(p), Path(os.path.abspath(p)).parent)

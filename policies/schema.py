@@ -6,14 +6,24 @@ extend these models, never break them.
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "AUTO",
+    "POLICY_DIR",
     "Access",
     "AlertRule",
     "AlertSink",
@@ -29,6 +39,8 @@ __all__ = [
 ]
 
 AUTO = "auto"
+POLICY_DIR = "policy_dir"
+"""Validation-context key: the directory relative `routing.model` paths resolve against."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 
@@ -129,6 +141,14 @@ class Routing(_Strict):
     `auto` requests, is saturated, try the other tier (budget and privacy permitting).
     `escalate`: a non-streamed cheap answer that fails a cheap check (empty, a refusal, invalid
     JSON when `response_format` asks for JSON) is retried once on the frontier.
+
+    `scorer`: which shipped difficulty model scores prompts: `fast` (default; the TF-IDF
+    artifact, ~0.04 ms) or `accurate` (a contextual encoder, slower; its artifact ships
+    separately: `pip install 'tierwise[accurate]'`). `model`: a trained artifact directory
+    (what `tierwise train --out DIR` writes) to use instead of the shipped one; in a policy
+    file a relative path is relative to the file's directory. null = the shipped default of
+    `scorer`. Whether either loads is checked when the proxy starts (and by
+    `tierwise policy check`), not here: this module does no I/O.
     """
 
     threshold: float | None = Field(default=None, ge=0, le=1)
@@ -142,6 +162,29 @@ class Routing(_Strict):
     fallback: bool = True
     escalate: bool = False
     breaker: Breaker = Breaker()
+    scorer: Literal["fast", "accurate"] = "fast"
+    model: Path | None = Field(
+        default=None,
+        description="trained artifact directory; relative to the policy file's directory",
+    )
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("empty path (use null for the shipped default)")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _relative_to_policy(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser()
+        base = (info.context or {}).get(POLICY_DIR)
+        if base is None or value.is_absolute():
+            return value
+        return Path(os.path.normpath(Path(base) / value))
 
     @model_validator(mode="after")
     def _one_rule(self) -> Routing:

@@ -54,6 +54,7 @@ async def _readyz(request: Request) -> Response:
             "status": "ready",
             "policy": state.policy_source,
             "scorer": state.scorer.name,
+            "scorer_model": None if state.scoring.model is None else str(state.scoring.model),
             "threshold": state.threshold,
             "tiers": list(state.policy.tiers),
             "alerts": state.alerts.totals(),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from policies import PolicyError, default_policy_path, load_policy
+from policies import Policy, PolicyError, default_policy_path, load_policy
+
+if TYPE_CHECKING:
+    from router.scoring import Scoring
 
 __all__ = ["app", "main"]
 
@@ -76,6 +79,7 @@ def serve(
     import uvicorn
 
     from router.auth import AccessConfigError
+    from router.scoring import load_scoring
     from router.settings import Settings
     from router.state import load_settings_policy
 
@@ -95,6 +99,7 @@ def serve(
         from router.auth import KeyChecker
 
         KeyChecker(loaded.access)
+        scoring = load_scoring(loaded, source)  # a missing routing.model fails here, not later
     except PolicyError as exc:
         _report_policy_error(exc)
         raise typer.Exit(2) from None
@@ -125,7 +130,10 @@ def serve(
                 f"[yellow]note:[/] tier {name!r} reads its key from {tier.api_key_env}, which is "
                 "not set; requests routed there will fail with 502 until it is."
             )
-    err.print(f"tierwise: policy {source}, listening on http://{settings.host}:{settings.port}/v1")
+    err.print(
+        f"tierwise: policy {source}, scorer {_scorer_origin(scoring)}, "
+        f"listening on http://{settings.host}:{settings.port}/v1"
+    )
     uvicorn.run(
         "router.app:create_app_from_env",
         factory=True,
@@ -136,6 +144,22 @@ def serve(
         access_log=access_log,
         proxy_headers=proxy_headers,
     )
+
+
+def _scorer_origin(scoring: Scoring) -> str:
+    where = scoring.model if scoring.model is not None else "the heuristic fallback"
+    return f"{scoring.scorer.name} ({where})"
+
+
+def _checked_scorer(policy: Policy, source: str) -> str:
+    """The scorer the policy names, loaded to prove it loads unless it is the shipped default
+    (which always does: the heuristic stands in for a missing artifact)."""
+    routing = policy.routing
+    if routing.model is None and routing.scorer == "fast":
+        return "fast (shipped)"
+    from router.scoring import load_scoring  # imports skops: only when there is a file to check
+
+    return _scorer_origin(load_scoring(policy, source))
 
 
 def _check_store(url: str) -> None:
@@ -151,9 +175,12 @@ def _check_store(url: str) -> None:
 def policy_check(
     file: Annotated[Path, typer.Argument(help="Policy YAML file to validate.")],
 ) -> None:
-    """Validate a policy file; prints each problem with its field path (exit code 2 if invalid)."""
+    """Validate a policy file, and load the difficulty model it names (`routing.model`, or
+    `routing.scorer: accurate`); prints each problem with its field path (exit code 2 if
+    invalid)."""
     try:
         loaded = load_policy(file)
+        scorer = _checked_scorer(loaded, str(file))
     except PolicyError as exc:
         _report_policy_error(exc)
         raise typer.Exit(2) from None
@@ -166,6 +193,7 @@ def policy_check(
     )
     out.print(
         f"[green]ok[/] {file}: tiers {', '.join(loaded.tiers)}; routing {rule}; "
+        f"scorer {scorer}; "
         f"{len(loaded.budgets)} budget(s), {len(loaded.alerts)} alert rule(s); "
         f"access {'OPEN' if loaded.access.open else 'keys from ' + str(loaded.access.keys_env)}"
     )

@@ -1,21 +1,23 @@
-"""What a running proxy holds: settings, policy, scorer, resolved threshold, keys, upstreams,
-the budget gate and its store, the alert manager, and the background tasks (settlements) still
-running."""
+"""What a running proxy holds: settings, policy, scoring (the scorer, where it came from, the
+threshold), keys, upstreams, the budget gate and its store, the alert manager, and the
+background tasks (settlements) still running."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from classifiers import DifficultyScorer, load_default, threshold_for_share
-from policies import DEFAULT_THRESHOLD, Policy, default_policy_path, load_policy
+from classifiers import DifficultyScorer
+from policies import Policy, default_policy_path, load_policy
 from router.alerts import AlertManager
 from router.auth import KeyChecker
 from router.budgeting import BudgetGate
 from router.ledger import Store, open_store
+from router.scoring import SCORER_THREADS, Scoring, load_scoring, resolve_threshold
 from router.settings import Settings
 from router.tier_health import TierHealth
 from router.upstream import Upstream
@@ -29,8 +31,7 @@ class ProxyState:
     settings: Settings
     policy: Policy
     policy_source: str
-    scorer: DifficultyScorer
-    threshold: float
+    scoring: Scoring
     keys: KeyChecker
     upstreams: dict[str, Upstream]
     store: Store
@@ -38,12 +39,31 @@ class ProxyState:
     alerts: AlertManager
     health: TierHealth
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    scorer_pool: ThreadPoolExecutor | None = None
+
+    @property
+    def scorer(self) -> DifficultyScorer:
+        return self.scoring.scorer
+
+    @property
+    def threshold(self) -> float:
+        return self.scoring.threshold
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` after the response without losing it: kept until done, awaited at close."""
         task = asyncio.ensure_future(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def score_off_loop(self, scorer: DifficultyScorer, text: str) -> float:
+        """`scorer.difficulty(text)` on the state's `SCORER_THREADS` scorer threads (started at
+        first use, shut down by `aclose`), so a blocking scorer does not stall the event loop."""
+        if self.scorer_pool is None:
+            self.scorer_pool = ThreadPoolExecutor(
+                SCORER_THREADS, thread_name_prefix="tierwise-scorer"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.scorer_pool, scorer.difficulty, text)
 
     async def aclose(self) -> None:
         await self.health.aclose()
@@ -54,6 +74,8 @@ class ProxyState:
         for upstream in self.upstreams.values():
             await upstream.aclose()
         await self.store.aclose()
+        if self.scorer_pool is not None:
+            self.scorer_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def load_settings_policy(settings: Settings) -> tuple[Policy, str]:
@@ -62,34 +84,24 @@ def load_settings_policy(settings: Settings) -> tuple[Policy, str]:
     return load_policy(path), str(path)
 
 
-def resolve_threshold(policy: Policy, scorer: DifficultyScorer) -> float:
-    """`routing.threshold`, or the threshold that sends `target_frontier_share` to the frontier."""
-    routing = policy.routing
-    if routing.threshold is not None:
-        return routing.threshold
-    if routing.target_frontier_share is None:
-        return DEFAULT_THRESHOLD
-    return threshold_for_share(scorer, routing.target_frontier_share)
-
-
 def build_state(settings: Settings) -> ProxyState:
     """Everything the app needs; raises `PolicyError` / `AccessConfigError` / `ValueError` (a
     bad ledger URL) for bad config."""
     policy, source = load_settings_policy(settings)
     keys = KeyChecker(policy.access)
-    scorer = load_default()
-    threshold = resolve_threshold(policy, scorer)
+    scoring = load_scoring(policy, source)
     store = open_store(settings.ledger_url)
     upstreams = build_upstreams(policy, settings.pool_connections, settings.http_client)
     alerts = AlertManager(policy, store.ledger)
     gate = BudgetGate(policy, store.ledger, alerts=alerts)
-    logging.getLogger("tierwise").info("ledger and request log: %s", settings.ledger_url)
+    log = logging.getLogger("tierwise")
+    log.info("scorer %s from %s", scoring.scorer.name, scoring.model or "the heuristic fallback")
+    log.info("ledger and request log: %s", settings.ledger_url)
     return ProxyState(
         settings,
         policy,
         source,
-        scorer,
-        threshold,
+        scoring,
         keys,
         upstreams,
         store,
