@@ -25,7 +25,10 @@ __all__ = [
     "REFERENCE_PAIRS",
     "Evaluation",
     "ScorerResult",
+    "apgr_samples",
+    "baseline_columns",
     "evaluate",
+    "percentile_ci",
 ]
 
 REFERENCE_PAIRS: dict[str, tuple[str, str]] = {
@@ -103,12 +106,7 @@ def evaluate(
     columns: dict[str, Any] = {
         name: np.asarray(fn(texts), dtype=float) for name, fn in scorers.items()
     }
-    columns["random"] = np.zeros(len(texts))
-    columns["length"] = np.asarray([len(t) for t in texts], dtype=float)
-    columns["oracle"] = s - w
-    others = _others(rows, texts, weak, strong)
-    if others is not None:
-        columns["others"] = others
+    columns.update(baseline_columns(rows, texts, w, s, weak, strong))
     results: list[ScorerResult] = []
     for name, d in columns.items():
         found = metrics.routing_metrics(d, w, s, cost_ratio=cost_ratio).as_dict()
@@ -127,6 +125,90 @@ def evaluate(
         strong_mean=float(s.mean()),
         results=results,
     )
+
+
+def baseline_columns(
+    rows: Sequence[Row],
+    texts: Sequence[str],
+    weak_scores: Sequence[float] | metrics.FloatArray,
+    strong_scores: Sequence[float] | metrics.FloatArray,
+    weak: str,
+    strong: str,
+) -> dict[str, metrics.FloatArray]:
+    """The baselines' difficulty per text, in :func:`evaluate`'s order: random, length, oracle,
+    others (when some row scores a model outside the pair).
+
+    `texts` and the scores are the pair's rows as :func:`classifiers.data.pair_scores` gives them.
+    """
+    w = np.asarray(weak_scores, dtype=np.float64)
+    s = np.asarray(strong_scores, dtype=np.float64)
+    columns = {
+        "random": np.zeros(len(texts)),
+        "length": np.asarray([len(t) for t in texts], dtype=np.float64),
+        "oracle": s - w,
+    }
+    others = _others(rows, texts, weak, strong)
+    if others is not None:
+        columns["others"] = others
+    return columns
+
+
+def apgr_samples(
+    columns: Mapping[str, Sequence[float] | metrics.FloatArray],
+    weak_scores: Sequence[float] | metrics.FloatArray,
+    strong_scores: Sequence[float] | metrics.FloatArray,
+    *,
+    n: int = 1000,
+    seed: int = 0,
+) -> dict[str, metrics.FloatArray]:
+    """Bootstrap APGR of every column over the *same* resampled prompts, vectorised.
+
+    Resample ``b`` draws the prompt indices that :func:`metrics.bootstrap` (same `n`, `seed`)
+    draws in its iteration ``b``, and APGR is computed exactly as :func:`metrics.apgr` does (ties
+    broken at random in expectation: with ``a`` the ascending average rank and ``g = s - w``,
+    ``APGR = (sum(g * a) - G / 2) / (N * G)``), so the percentiles of a column's samples are
+    :func:`metrics.bootstrap`'s APGR CI. Resamples whose total gain ``G`` is not positive (NaN
+    APGR) are dropped from every column alike, so samples stay paired: differences between
+    columns are bootstrap samples of the difference.
+    """
+    from scipy.stats import rankdata
+
+    w = np.asarray(weak_scores, dtype=np.float64)
+    s = np.asarray(strong_scores, dtype=np.float64)
+    size = len(w)
+    if size == 0 or len(s) != size or any(len(c) != size for c in columns.values()):
+        raise ValueError("need non-empty sequences of equal length")
+    gain = s - w
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[metrics.FloatArray]] = {name: [] for name in columns}
+    arrays = {name: np.asarray(c, dtype=np.float64) for name, c in columns.items()}
+    block = max(1, 2_000_000 // size)  # bounds memory to a few (block x size) arrays
+    done = 0
+    while done < n:
+        count = min(block, n - done)
+        idx = rng.integers(0, size, (count, size))
+        g = gain[idx]
+        total = g.sum(axis=1)
+        keep = total > 0
+        for name, d in arrays.items():
+            ranks = rankdata(d[idx], axis=1)
+            value = ((g * ranks).sum(axis=1) - total / 2.0) / (size * np.where(keep, total, 1.0))
+            parts[name].append(value[keep])
+        done += count
+    return {name: np.concatenate(p) if p else np.zeros(0) for name, p in parts.items()}
+
+
+def percentile_ci(
+    samples: Sequence[float] | metrics.FloatArray, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of bootstrap `samples` (NaN, NaN when there are none)."""
+    values = np.asarray(samples, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return math.nan, math.nan
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
 
 
 def _others(

@@ -25,6 +25,7 @@ from classifiers.evaluate import Evaluation, evaluate
 from classifiers.metrics import share_at_quality
 from classifiers.scorer import DifficultyScorer
 from classifiers.train import Candidate, TrainConfig, train
+from router.complexity_baseline import AnchorUnavailable, litellm_anchors, litellm_version
 
 __all__ = ["register"]
 
@@ -157,12 +158,38 @@ def eval_cmd(
     cost_ratio: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Cheap/frontier cost per request.")
     ] = 0.1,
+    anchors: Annotated[
+        bool,
+        typer.Option(
+            help="Score LiteLLM's complexity_router (litellm_heuristic, litellm_heuristic_v2) "
+            "beside the classifier; it is an error when litellm cannot provide them."
+        ),
+    ] = True,
 ) -> None:
-    """APGR, CPT(50%), CPT(80%), ROC-AUC, share and cost saved at 95% quality vs baselines."""
+    """APGR, CPT(50%), CPT(80%), ROC-AUC, share and cost saved at 95% quality vs baselines.
+
+    Scorers (the "name" of each entry of the JSON's "results"): classifier (the artifact),
+    tierwise_heuristic (tierwise's own rule-based fallback, `classifiers/heuristic.py`),
+    litellm_heuristic (LiteLLM complexity_router's weighted rule score) and litellm_heuristic_v2
+    (1 - its heuristic_v2 success probability at the simplest tier), both computed through
+    litellm (router/complexity_baseline.py), then the baselines random, length, oracle and
+    others. The JSON also carries "scorer" (the artifact's name), "cost_ratio" and
+    "litellm_version" (null with --no-anchors).
+    """
     with _user_errors():
         rows = read_rows(data)
         scorer = _scorer(model)
-        scorers = {"classifier": _batch(scorer), "heuristic": _batch(HeuristicScorer())}
+        scorers: dict[str, Callable[[Sequence[str]], Sequence[float]]] = {
+            "classifier": _batch(scorer),
+            "tierwise_heuristic": _batch(HeuristicScorer()),
+        }
+        version: str | None = None
+        if anchors:
+            try:
+                scorers.update(litellm_anchors())
+                version = litellm_version()
+            except AnchorUnavailable as exc:
+                raise _Fail(f"{exc}; --no-anchors leaves them out") from None
         ev = evaluate(
             rows,
             weak,
@@ -174,7 +201,12 @@ def eval_cmd(
         )
         out.print(evaluation_table(ev))
         if json_out is not None:
-            payload = {**ev.as_dict(), "scorer": scorer.name, "cost_ratio": cost_ratio}
+            payload = {
+                **ev.as_dict(),
+                "scorer": scorer.name,
+                "cost_ratio": cost_ratio,
+                "litellm_version": version,
+            }
             json_out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
         if plot is not None:
             from classifiers.plot import plot_pgr
