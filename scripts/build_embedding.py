@@ -176,8 +176,8 @@ def write(model: Any, out: Path, encoder_dir: Path, versions: dict[str, str]) ->
             raise SystemExit(f"token {token!r} cannot be stored one a line")
     matrix = np.ascontiguousarray(model.embedding, dtype=np.float16)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.iterdir():
-        stale.unlink()
+    for name in (MATRIX, VOCABULARY, MANIFEST, "README.md", "NOTICE"):
+        (out / name).unlink(missing_ok=True)
     np.save(out / MATRIX, matrix, allow_pickle=False)
     (out / VOCABULARY).write_text("\n".join(tokens) + "\n", encoding="utf-8")
     dim, vocab = int(matrix.shape[1]), int(matrix.shape[0])
