@@ -9,6 +9,7 @@ Pure numpy: no router, litellm, httpx, redis or fastapi imports.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -163,13 +164,7 @@ class FitReport:
     blend_cv: dict[str, float]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "folds": self.folds,
-            "n": self.n,
-            "blend": self.blend,
-            "fold_apgr": self.fold_apgr,
-            "blend_cv": self.blend_cv,
-        }
+        return dataclasses.asdict(self)
 
 
 def _blended(base: Array, adapted_rank: Array, a: float) -> Array:

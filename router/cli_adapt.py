@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from classifiers.adapt import fit_adapted, save_adapted
 from classifiers.artifact import ARTIFACT_DIR, ArtifactError, load_scorer
 from classifiers.data import DataError, file_sha256, pair_scores, read_rows, row_text
+from router.cli_progress import stage_progress
 
 __all__ = ["MIN_LABELS", "adapt_cmd", "register"]
 
@@ -58,20 +58,7 @@ def adapt_cmd(
             )
         base_scorer = load_scorer(base_dir)
         texts = [row_text(rows[i]) for i in index]
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=err, transient=False) as progress:
-            tasks: dict[str, Any] = {}
-
-            def report(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done)
-
+        with stage_progress(err) as report:
             scorer, fit = fit_adapted(
                 texts, w, s, base_scorer, folds=folds, alpha=ALPHA, progress=report
             )

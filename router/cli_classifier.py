@@ -11,11 +11,10 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from classifiers import HeuristicScorer, load_default, threshold_for_share
@@ -25,6 +24,7 @@ from classifiers.evaluate import Evaluation, evaluate
 from classifiers.metrics import share_at_quality
 from classifiers.scorer import DifficultyScorer
 from classifiers.train import Candidate, TrainConfig, train
+from router.cli_progress import stage_progress
 from router.complexity_baseline import AnchorUnavailable, litellm_anchors, litellm_version
 
 __all__ = ["register"]
@@ -107,28 +107,14 @@ def train_cmd(
 ) -> None:
     """Train the difficulty classifier on every *_train file; same data -> same bytes."""
     config = TrainConfig(candidates=(Candidate(),), folds=2, min_df=1) if fast else TrainConfig()
-    with _user_errors():
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
+    with _user_errors(), stage_progress(err) as report:
+        result = train(
+            data or default_data_dir(),
+            out_dir,
+            config=config,
+            progress=report,
+            exclude=exclude or (),
         )
-        with Progress(*columns, console=err, transient=False) as progress:
-            tasks: dict[str, Any] = {}
-
-            def report(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done)
-
-            result = train(
-                data or default_data_dir(),
-                out_dir,
-                config=config,
-                progress=report,
-                exclude=exclude or (),
-            )
     best = next(
         r for r in result.cv if r["candidate"] == result.metadata["cross_validation"]["chosen"]
     )
