@@ -2,14 +2,20 @@
 
 Features per text: the base scorer's difficulty, ``log1p(len(text))`` and an embedding of the
 question stem (the shipped static embedder, or hashed bag-of-words of the stem when that
-artifact is missing). A closed-form ridge regression predicts the gain ``strong - weak``; the
-final score blends the base rank with the adapted rank, the blend chosen by K-fold CV APGR.
-Pure numpy: no router, litellm, httpx, redis or fastapi imports.
+artifact is missing). Candidate models predict the pair's gain ``strong - weak``: closed-form
+ridge regressions on the whole row (several alphas) and kernel smoothers on the embedding
+(several temperatures; a labelled prompt's gain spreads to prompts that read like it). The
+candidate with the best pooled out-of-fold APGR is kept; the final score blends the base rank
+with its rank, the blend chosen on the same folds with a one-standard-error rule that falls back
+to the base scorer when the labels do not show a gain. Pure numpy: no router, litellm, httpx,
+redis or fastapi imports.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -38,10 +44,14 @@ __all__ = [
     "save_adapted",
 ]
 
-FORMAT = "adapted-1"
+FORMAT = "adapted-2"
+READ_FORMATS = ("adapted-1", FORMAT)
 ADAPTED_NAME = "adapted.json"
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 HASH_BUCKETS = 256
+HEAD = 2  # [base difficulty, log1p(len)] before the embedding
+RIDGE_ALPHAS = (10.0, 100.0, 1000.0, 10000.0)
+KERNEL_TEMPERATURES = (0.02, 0.05, 0.1, 0.2)
 BASE_FILES = ("difficulty.json", "difficulty.skops", "heuristic_reference.json")
 EMBEDDING_DIR = Path(__file__).resolve().parent / "artifacts" / "embedding"
 _WORD = re.compile(r"\w+")
@@ -94,14 +104,28 @@ class Featurizer:
 
 @dataclass
 class _Ridge:
+    """Closed-form ridge on the whole standardised feature row."""
+
     mean: Array
     scale: Array
     weights: Array
     intercept: float
+    alpha: float = 100.0
+    kind: str = "ridge"
 
     def predict(self, x: Array) -> Array:
         out: Array = ((x - self.mean) / self.scale) @ self.weights + self.intercept
         return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "alpha": self.alpha,
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "weights": self.weights.tolist(),
+            "intercept": self.intercept,
+        }
 
 
 def _fit_ridge(x: Array, y: Array, alpha: float) -> _Ridge:
@@ -111,7 +135,86 @@ def _fit_ridge(x: Array, y: Array, alpha: float) -> _Ridge:
     z = (x - mean) / scale
     yc = y - y.mean()
     weights = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ yc)
-    return _Ridge(mean, scale, weights, float(y.mean()))
+    return _Ridge(mean, scale, weights, float(y.mean()), alpha)
+
+
+def _unit(x: Array) -> Array:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    out: Array = x / np.maximum(norms, 1e-12)
+    return out
+
+
+@dataclass
+class _Kernel:
+    """Kernel-weighted mean gain of the labelled prompts nearest in embedding space.
+
+    ``weight = exp((cos - 1) / temperature)``; a pseudo-count ``prior`` of the mean gain keeps
+    a prompt far from every labelled one at the average. The labelled embeddings (unit, float32)
+    are stored in the artifact, so it grows by ``4 * dim`` bytes per label.
+    """
+
+    anchors: npt.NDArray[np.float32]
+    gains: Array
+    temperature: float
+    prior: float = 1e-3
+    kind: str = "kernel"
+
+    def __post_init__(self) -> None:
+        self._a64 = self.anchors.astype(np.float64)
+        self._mean = float(self.gains.mean())
+
+    def predict(self, x: Array) -> Array:
+        sim = _unit(x[:, HEAD:]) @ self._a64.T
+        w = np.exp((sim - 1.0) / self.temperature)
+        out: Array = (w @ self.gains + self.prior * self._mean) / (w.sum(axis=1) + self.prior)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "temperature": self.temperature,
+            "prior": self.prior,
+            "dim": int(self.anchors.shape[1]),
+            "anchors_f32_b64": base64.b64encode(self.anchors.astype("<f4").tobytes()).decode(),
+            "gains": self.gains.tolist(),
+        }
+
+
+def _fit_kernel(x: Array, y: Array, temperature: float) -> _Kernel:
+    anchors = _unit(x[:, HEAD:]).astype(np.float32)
+    return _Kernel(anchors, y.astype(np.float64).copy(), temperature)
+
+
+_Model = _Ridge | _Kernel
+_Fit = Callable[[Array, Array], _Model]
+
+
+def _candidates() -> dict[str, _Fit]:
+    out: dict[str, _Fit] = {}
+    for alpha in RIDGE_ALPHAS:
+        out[f"ridge(alpha={alpha:g})"] = functools.partial(_fit_ridge, alpha=alpha)
+    for t in KERNEL_TEMPERATURES:
+        out[f"kernel(t={t:g})"] = functools.partial(_fit_kernel, temperature=t)
+    return out
+
+
+def _model_from_json(data: dict[str, Any]) -> _Model:
+    if data.get("kind") == "kernel":
+        dim = int(data["dim"])
+        raw = np.frombuffer(base64.b64decode(data["anchors_f32_b64"]), dtype="<f4")
+        return _Kernel(
+            raw.reshape(-1, dim).astype(np.float32),
+            np.asarray(data["gains"], dtype=np.float64),
+            float(data["temperature"]),
+            float(data["prior"]),
+        )
+    return _Ridge(
+        np.asarray(data["mean"], dtype=np.float64),
+        np.asarray(data["scale"], dtype=np.float64),
+        np.asarray(data["weights"], dtype=np.float64),
+        float(data["intercept"]),
+        float(data.get("alpha", 100.0)),
+    )
 
 
 def _quantiles(values: Array) -> list[float]:
@@ -130,10 +233,10 @@ def fold_of(text: str, folds: int) -> int:
 
 @dataclass
 class AdaptedScorer:
-    """Blend of the base difficulty with a ridge prediction of the pair's gain, calibrated."""
+    """Blend of the base difficulty with a model's prediction of the pair's gain, calibrated."""
 
     featurizer: Featurizer
-    ridge: _Ridge
+    model: _Model
     pred_quantiles: list[float]
     blend: float
     quantiles: list[float]
@@ -143,7 +246,7 @@ class AdaptedScorer:
     )
 
     def raw_row(self, row: Array) -> float:
-        pred = float(self.ridge.predict(row[None, :])[0])
+        pred = float(self.model.predict(row[None, :])[0])
         return (1.0 - self.blend) * float(row[0]) + self.blend * calibrate(
             pred, self.pred_quantiles
         )
@@ -160,8 +263,10 @@ class FitReport:
     folds: int
     n: int
     blend: float
+    model: str
     fold_apgr: dict[str, list[float]]
     blend_cv: dict[str, float]
+    candidates_cv: dict[str, float]
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -172,6 +277,22 @@ def _blended(base: Array, adapted_rank: Array, a: float) -> Array:
     return out
 
 
+def _out_of_fold(x: Array, gain: Array, fold: Array, fit: _Fit, folds: int) -> list[Array]:
+    """Per fold: the test rows' predictions ranked against that fold's training predictions."""
+    ranks = []
+    for k in range(folds):
+        test = fold == k
+        model = fit(x[~test], gain[~test])
+        q = _quantiles(model.predict(x[~test]))
+        ranks.append(_rank(model.predict(x[test]), q))
+    return ranks
+
+
+def _pooled_apgr(parts: list[Array], w: Array, s: Array, fold: Array, folds: int) -> float:
+    order = np.concatenate([np.flatnonzero(fold == k) for k in range(folds)])
+    return apgr(np.concatenate(parts), w[order], s[order])
+
+
 def fit_adapted(
     texts: Sequence[str],
     w: Sequence[float],
@@ -179,56 +300,58 @@ def fit_adapted(
     base: _Base,
     *,
     folds: int = 5,
-    alpha: float = 100.0,
     embedding_dir: Path | None = EMBEDDING_DIR,
     progress: Progress | None = None,
 ) -> tuple[AdaptedScorer, FitReport]:
-    """Fit the adapted scorer on labels; the blend is chosen by K-fold CV APGR."""
+    """Fit the adapted scorer on labels: model and blend chosen by K-fold CV APGR."""
     featurizer = Featurizer(base, embedding_dir)
     x = featurizer.matrix(texts, progress)
     wa = np.asarray(w, dtype=np.float64)
     sa = np.asarray(s, dtype=np.float64)
     gain = sa - wa
     fold = np.array([fold_of(t, folds) for t in texts])
-    lengths = np.log1p(np.array([len(t) for t in texts], dtype=np.float64))
+    if min(int((fold == k).sum()) for k in range(folds)) < 2:
+        raise ValueError(f"{len(texts)} labels are too few for {folds} folds")
+    candidates = _candidates()
+    oof: dict[str, list[Array]] = {}
+    for i, (name, fit) in enumerate(candidates.items()):
+        oof[name] = _out_of_fold(x, gain, fold, fit, folds)
+        if progress is not None:
+            progress("cross-validation", i + 1, len(candidates))
+    candidates_cv = {name: _pooled_apgr(r, wa, sa, fold, folds) for name, r in oof.items()}
+    model_name = max(candidates_cv, key=lambda n: candidates_cv[n])
     per_blend: dict[float, list[float]] = {a: [] for a in BLENDS}
-    base_f: list[float] = []
     length_f: list[float] = []
+    lengths = x[:, 1]
     for k in range(folds):
         test = fold == k
-        train = ~test
-        if test.sum() < 2 or train.sum() < 2:
-            continue
-        ridge = _fit_ridge(x[train], gain[train], alpha)
-        q = _quantiles(ridge.predict(x[train]))
-        adapted_rank = _rank(ridge.predict(x[test]), q)
         for a in BLENDS:
-            per_blend[a].append(apgr(_blended(x[test, 0], adapted_rank, a), wa[test], sa[test]))
-        base_f.append(apgr(x[test, 0], wa[test], sa[test]))
+            mixed = _blended(x[test, 0], oof[model_name][k], a)
+            per_blend[a].append(apgr(mixed, wa[test], sa[test]))
         length_f.append(apgr(lengths[test], wa[test], sa[test]))
-        if progress is not None:
-            progress("cross-validation", k + 1, folds)
     zero = np.array(per_blend[0.0])
     best = max(BLENDS, key=lambda a: (float(np.mean(per_blend[a])), -a))
     diff = np.array(per_blend[best]) - zero
     se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.inf
     chosen = best if best > 0 and float(diff.mean()) >= se else 0.0
-    ridge = _fit_ridge(x, gain, alpha)
-    pred_q = _quantiles(ridge.predict(x))
-    scorer = AdaptedScorer(featurizer, ridge, pred_q, chosen, [0.0, 1.0])
+    model = candidates[model_name](x, gain)
+    pred_q = _quantiles(model.predict(x))
+    scorer = AdaptedScorer(featurizer, model, pred_q, chosen, [0.0, 1.0])
     raws = np.array([scorer.raw_row(r) for r in x])
     scorer.quantiles = _quantiles(raws)
     report = FitReport(
-        folds=len(zero),
+        folds=folds,
         n=len(texts),
         blend=chosen,
+        model=model_name,
         fold_apgr={
-            "base": base_f,
+            "base": per_blend[0.0],
             "adapted": per_blend[chosen],
             "best_blend": per_blend[best],
             "length": length_f,
         },
         blend_cv={str(a): float(np.mean(v)) for a, v in per_blend.items()},
+        candidates_cv=candidates_cv,
     )
     return scorer, report
 
@@ -243,7 +366,6 @@ def save_adapted(
     weak: str,
     strong: str,
     labels_sha256: str,
-    alpha: float,
 ) -> Path:
     """Write ``adapted.json`` and a copy of the base artifact into ``directory/base``."""
     directory = Path(directory)
@@ -255,11 +377,7 @@ def save_adapted(
         "format": FORMAT,
         "name": scorer.name,
         "features": scorer.featurizer.kind,
-        "weights": scorer.ridge.weights.tolist(),
-        "intercept": scorer.ridge.intercept,
-        "mean": scorer.ridge.mean.tolist(),
-        "scale": scorer.ridge.scale.tolist(),
-        "alpha": alpha,
+        "model": scorer.model.to_json(),
         "blend": scorer.blend,
         "base": base_ref,
         "pred_quantiles": scorer.pred_quantiles,
@@ -275,7 +393,10 @@ def save_adapted(
 
 
 def load_adapted(directory: Path | str) -> AdaptedScorer:
-    """The scorer saved by :func:`save_adapted` (base from ``directory/base``)."""
+    """The scorer saved by :func:`save_adapted` (base from ``directory/base``).
+
+    Reads ``adapted-2`` and the ridge-only ``adapted-1`` files earlier versions wrote.
+    """
     from classifiers.artifact import ArtifactError, load_scorer
 
     directory = Path(directory)
@@ -283,22 +404,20 @@ def load_adapted(directory: Path | str) -> AdaptedScorer:
         data: dict[str, Any] = json.loads((directory / ADAPTED_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{directory / ADAPTED_NAME}: cannot read: {exc}") from None
-    if data.get("format") != FORMAT:
-        raise ArtifactError(f"{directory / ADAPTED_NAME}: format is not {FORMAT!r}")
+    if data.get("format") not in READ_FORMATS:
+        raise ArtifactError(f"{directory / ADAPTED_NAME}: format is not one of {READ_FORMATS}")
     base = load_scorer(directory / "base")
     kind = str(data["features"])
     featurizer = Featurizer(base, EMBEDDING_DIR if kind.startswith("embedding") else None)
     if featurizer.kind != kind:
         raise ArtifactError(f"{directory}: features {kind!r} but {featurizer.kind!r} available")
-    ridge = _Ridge(
-        np.asarray(data["mean"], dtype=np.float64),
-        np.asarray(data["scale"], dtype=np.float64),
-        np.asarray(data["weights"], dtype=np.float64),
-        float(data["intercept"]),
-    )
+    try:
+        model = _model_from_json(data.get("model", {"kind": "ridge", **data}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{directory / ADAPTED_NAME}: bad model: {exc}") from None
     return AdaptedScorer(
         featurizer,
-        ridge,
+        model,
         [float(q) for q in data["pred_quantiles"]],
         float(data["blend"]),
         [float(q) for q in data["quantiles"]],

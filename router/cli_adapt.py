@@ -18,7 +18,6 @@ from router.cli_progress import stage_progress
 __all__ = ["MIN_LABELS", "adapt_cmd", "register"]
 
 MIN_LABELS = 100
-ALPHA = 100.0
 out = Console()
 err = Console(stderr=True)
 
@@ -59,9 +58,7 @@ def adapt_cmd(
         base_scorer = load_scorer(base_dir)
         texts = [row_text(rows[i]) for i in index]
         with stage_progress(err) as report:
-            scorer, fit = fit_adapted(
-                texts, w, s, base_scorer, folds=folds, alpha=ALPHA, progress=report
-            )
+            scorer, fit = fit_adapted(texts, w, s, base_scorer, folds=folds, progress=report)
         save_adapted(
             scorer,
             fit,
@@ -71,18 +68,19 @@ def adapt_cmd(
             weak=weak,
             strong=strong,
             labels_sha256=file_sha256(labels),
-            alpha=ALPHA,
         )
-    except (DataError, ArtifactError) as exc:
+    except (DataError, ArtifactError, ValueError) as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"held-out APGR, {fit.folds}-fold CV, {fit.n} labels, {weak} -> {strong}")
     table.add_column("scorer")
     table.add_column("APGR (fold mean ± sd)", justify="right")
     table.add_row("base", _mean_sd(fit.fold_apgr["base"]))
-    table.add_row(f"adapted (a={fit.blend:g})", _mean_sd(fit.fold_apgr["adapted"]))
+    table.add_row(f"adapted ({fit.model}, a={fit.blend:g})", _mean_sd(fit.fold_apgr["adapted"]))
     table.add_row("length", _mean_sd(fit.fold_apgr["length"]))
     out.print(table)
     blends = ", ".join(f"a={a}: {v:.4f}" for a, v in fit.blend_cv.items())
+    models = ", ".join(f"{n}: {v:.4f}" for n, v in fit.candidates_cv.items())
+    out.print(f"model CV (pooled out-of-fold APGR): {models}; chosen {fit.model}")
     out.print(f"blend CV: {blends}; chosen a={fit.blend:g} ({scorer.featurizer.kind})")
     out.print(f"wrote {out_dir}")
 

@@ -65,7 +65,7 @@ def test_cli_writes_an_artifact_that_round_trips(tmp_path: Path) -> None:
     assert (out / "adapted.json").exists()
     assert (out / "base" / "difficulty.skops").exists()
     meta = json.loads((out / "adapted.json").read_text(encoding="utf-8"))
-    assert meta["format"] == "adapted-1" and meta["base"] == "shipped"
+    assert meta["format"] == "adapted-2" and meta["base"] == "shipped"
     assert len(meta["quantiles"]) == 201 and meta["blend"] > 0
     loaded = load_scorer(out)
     banana = loaded.difficulty("Explain taxes and the banana, case 999, in 4 sentences.")
@@ -101,3 +101,39 @@ def test_classifiers_stay_free_of_router(module: str) -> None:
         "('router', 'litellm', 'httpx', 'redis', 'fastapi')]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_candidate_model_round_trips_through_json() -> None:
+    import numpy as np
+
+    from classifiers.adapt import _candidates, _model_from_json
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(60, 10))
+    y = x[:, 3] - 0.5 * x[:, 5] + rng.normal(scale=0.1, size=60)
+    probe = rng.normal(size=(9, 10))
+    for name, fit in _candidates().items():
+        model = fit(x, y)
+        again = _model_from_json(json.loads(json.dumps(model.to_json())))
+        assert again.predict(probe).tolist() == model.predict(probe).tolist(), name
+
+
+def test_an_adapted_1_artifact_from_an_earlier_version_still_loads(tmp_path: Path) -> None:
+    labels = _labels(tmp_path / "labels.jsonl")
+    out = tmp_path / "adapted"
+    args = ["adapt", "--labels", str(labels), "--weak", WEAK, "--strong", STRONG, "--out"]
+    assert CliRunner().invoke(_app(), [*args, str(out)]).exit_code == 0
+    meta = json.loads((out / "adapted.json").read_text(encoding="utf-8"))
+    current = load_adapted(out)
+    # the ridge-only layout earlier versions wrote: ridge fields at the top level
+    from classifiers.adapt import _fit_ridge
+
+    x = current.featurizer.matrix([row_text(r) for r in read_rows(labels)])
+    ridge = _fit_ridge(x, x[:, 0], 100.0).to_json()
+    old = {k: v for k, v in meta.items() if k != "model"}
+    old.update({k: ridge[k] for k in ("weights", "intercept", "mean", "scale", "alpha")})
+    old["format"] = "adapted-1"
+    (out / "adapted.json").write_text(json.dumps(old), encoding="utf-8")
+    legacy = load_adapted(out)
+    assert legacy.model.kind == "ridge"
+    assert 0.0 <= legacy.difficulty("Explain taxes and the banana.") <= 1.0
