@@ -288,6 +288,10 @@ def _out_of_fold(x: Array, gain: Array, fold: Array, fit: _Fit, folds: int) -> l
     return ranks
 
 
+def _finite_or(value: float, default: float) -> float:
+    return value if math.isfinite(value) else default
+
+
 def _pooled_apgr(parts: list[Array], w: Array, s: Array, fold: Array, folds: int) -> float:
     order = np.concatenate([np.flatnonzero(fold == k) for k in range(folds)])
     return apgr(np.concatenate(parts), w[order], s[order])
@@ -319,7 +323,7 @@ def fit_adapted(
         if progress is not None:
             progress("cross-validation", i + 1, len(candidates))
     candidates_cv = {name: _pooled_apgr(r, wa, sa, fold, folds) for name, r in oof.items()}
-    model_name = max(candidates_cv, key=lambda n: candidates_cv[n])
+    model_name = max(candidates_cv, key=lambda n: _finite_or(candidates_cv[n], -math.inf))
     per_blend: dict[float, list[float]] = {a: [] for a in BLENDS}
     length_f: list[float] = []
     lengths = x[:, 1]
@@ -329,9 +333,14 @@ def fit_adapted(
             mixed = _blended(x[test, 0], oof[model_name][k], a)
             per_blend[a].append(apgr(mixed, wa[test], sa[test]))
         length_f.append(apgr(lengths[test], wa[test], sa[test]))
-    zero = np.array(per_blend[0.0])
-    best = max(BLENDS, key=lambda a: (float(np.mean(per_blend[a])), -a))
-    diff = np.array(per_blend[best]) - zero
+    # a fold whose strong model does not beat the weak one has no APGR (NaN): left out
+    valid = np.isfinite(np.array(per_blend[0.0]))
+    zero = np.array(per_blend[0.0])[valid]
+    mean_of = {
+        a: float(np.mean(np.array(v)[valid])) if valid.any() else 0.0 for a, v in per_blend.items()
+    }
+    best = max(BLENDS, key=lambda a: (mean_of[a], -a))
+    diff = np.array(per_blend[best])[valid] - zero
     se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.inf
     chosen = best if best > 0 and float(diff.mean()) >= se else 0.0
     model = candidates[model_name](x, gain)
@@ -350,7 +359,7 @@ def fit_adapted(
             "best_blend": per_blend[best],
             "length": length_f,
         },
-        blend_cv={str(a): float(np.mean(v)) for a, v in per_blend.items()},
+        blend_cv={str(a): v for a, v in mean_of.items()},
         candidates_cv=candidates_cv,
     )
     return scorer, report

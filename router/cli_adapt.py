@@ -29,6 +29,9 @@ def _fail(message: str) -> typer.Exit:
 
 def _mean_sd(values: list[float]) -> str:
     arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]  # folds where the strong model does not beat the weak one
+    if len(arr) == 0:
+        return "n/a"
     sd = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
     return f"{float(arr.mean()):.4f} ± {sd:.4f}"
 
