@@ -104,7 +104,7 @@ def worker(args: argparse.Namespace, started: float) -> None:
 
             return embed
     else:
-        import onnxruntime  # type: ignore[import-not-found, unused-ignore]
+        import onnxruntime  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         from classifiers.contextual import ContextualEmbedder
 

@@ -24,6 +24,7 @@ from classifiers.lean import LeanScorer
 from classifiers.model import DifficultyRegressor
 
 if TYPE_CHECKING:
+    from classifiers.accurate import AccurateScorer
     from classifiers.adapt import AdaptedScorer
 
 __all__ = [
@@ -161,10 +162,18 @@ def load_model(
     raise ArtifactError(f"{model_path}: not a DifficultyRegressor or a dict of them")
 
 
-def load_scorer(path: Path | str = ARTIFACT_DIR) -> LeanScorer | GatedScorer | AdaptedScorer:
+def load_scorer(
+    path: Path | str = ARTIFACT_DIR,
+) -> LeanScorer | GatedScorer | AdaptedScorer | AccurateScorer:
     """The lean serving scorer of a saved artifact, calibrated with its reference quantiles: a
     :class:`LeanScorer` for one regressor, a :class:`GatedScorer` for a gated model, an
-    :class:`~classifiers.adapt.AdaptedScorer` for a directory holding ``adapted.json``."""
+    :class:`~classifiers.adapt.AdaptedScorer` for a directory holding ``adapted.json``, an
+    :class:`~classifiers.accurate.AccurateScorer` for one holding ``accurate.json`` (it needs the
+    ``accurate`` extra and the built encoder)."""
+    if Path(path).is_dir() and (Path(path) / "accurate.json").exists():
+        from classifiers.accurate import load_accurate
+
+        return load_accurate(path)
     if Path(path).is_dir() and (Path(path) / "adapted.json").exists():
         from classifiers.adapt import load_adapted
 

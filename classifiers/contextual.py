@@ -133,7 +133,7 @@ class ContextualEmbedder:
         :class:`MissingModelFiles` when the model has not been built there.
         """
         try:
-            import onnxruntime  # type: ignore[import-not-found, unused-ignore]
+            import onnxruntime  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except ImportError:
             raise MissingDependency("onnxruntime") from None
         try:
