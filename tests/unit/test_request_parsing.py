@@ -10,7 +10,7 @@ from policies import Access
 from policies.budgets import key_label
 from router.auth import AccessConfigError, Caller, KeyChecker, caller_key, parse_keys
 from router.errors import BadRequest, Forbidden, Unauthorized
-from router.requests import parse_chat_request
+from router.requests import MAX_JSON_DEPTH, json_depth, parse_chat_request, parse_json
 from router.upstream import UsageTap
 
 
@@ -34,6 +34,114 @@ def test_valid_body_is_returned_as_is() -> None:
 def test_bad_bodies(raw: bytes) -> None:
     with pytest.raises(BadRequest):
         parse_chat_request(raw)
+
+
+def _chat(**fields: object) -> bytes:
+    body = {"model": "auto", "messages": [{"role": "user", "content": "x"}], **fields}
+    return json.dumps(body).encode()
+
+
+def _user(content: object) -> bytes:
+    return _chat(messages=[{"role": "user", "content": content}])
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (_user(5), "messages[0].content must be a string or a list of content parts, not a number"),
+        (_user({"text": "x"}), "messages[0].content must be a string"),
+        (_user([1, 2]), "messages[0].content[0] must be a content part"),
+        (_user(["x"]), "not a string"),
+        (_user([{"text": "x"}]), "an object without a 'type'"),
+        (_user([{"type": "text", "text": 3}]), "messages[0].content[0].text must be a string"),
+        (_user(None), "messages[0].content is required for role 'user'"),
+        (_chat(messages=[{"role": "system"}]), "content is required for role 'system'"),
+        (_chat(messages=[7]), "messages[0] must be an object, not a number"),
+        (_chat(max_tokens="lots"), "'max_tokens' must be a positive integer, not a string"),
+        (_chat(max_tokens=-5), "'max_tokens' must be a positive integer, not -5"),
+        (_chat(max_tokens=0), "'max_tokens'"),
+        (_chat(max_tokens=1.5), "'max_tokens' must be a positive integer, not a number"),
+        (_chat(max_tokens=True), "not a boolean"),
+        (_chat(max_completion_tokens=-1), "'max_completion_tokens'"),
+        (_chat(n=0), "'n' must be a positive integer"),
+        (_chat(n="2"), "'n'"),
+        (_chat(stream="yes"), "'stream' must be a boolean, not a string"),
+        (_chat(stream=1), "'stream'"),
+        (_chat(stream_options=True), "'stream_options' must be an object"),
+        (_chat(response_format="json"), "'response_format' must be an object"),
+    ],
+)
+def test_fields_the_proxy_relies_on_are_checked(raw: bytes, needle: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_chat_request(raw)
+    assert needle in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _chat(max_tokens=None, max_completion_tokens=None, n=None, stream=None),
+        _chat(max_tokens=1, max_completion_tokens=5, n=3, stream=False),
+        _chat(stream_options={"include_usage": True}, response_format={"type": "json_object"}),
+        _user([{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "u"}}]),
+        _user([{"type": "input_audio", "input_audio": {"data": "..", "format": "wav"}}]),
+        _user(""),
+        _chat(
+            messages=[
+                {"role": "user", "content": "call it"},
+                {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+                {"role": "assistant"},
+                {"role": "tool", "tool_call_id": "1", "content": [{"type": "text", "text": "r"}]},
+                {"role": "ipython", "content": None},
+            ],
+            tools=[{"type": "function", "function": {"name": "f"}}],
+            logit_bias={"50256": -100},
+            vendor_extension=[1, {"anything": ["goes"]}],
+        ),
+    ],
+)
+def test_valid_shapes_and_everything_else_pass_through(raw: bytes) -> None:
+    assert parse_chat_request(raw) == json.loads(raw)
+
+
+def _nested(depth: int, open_: str = "[", close: str = "]") -> bytes:
+    return (open_ * depth + close * depth).encode()
+
+
+def test_json_depth_counts_structure_not_strings() -> None:
+    assert json_depth(b'"x"') == 0
+    assert json_depth(b"[]") == 1
+    assert json_depth(b'{"a": [{"b": [1, 2]}, []]}') == 4
+    assert json_depth(_nested(300)) == 300
+    assert json_depth(b'{"a": "[[[[{{{{", "b": "\\\\", "c": "\\"[[[["}') == 1
+    assert json_depth(b'["\\\\\\"[[", [["\\\\"]]]') == 3
+    deep = json.dumps({"m": [{"c": "[" * 5000 + '"\\' * 500}]}).encode()
+    assert json_depth(deep) == 3
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _nested(MAX_JSON_DEPTH + 1),
+        _nested(5000),
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        b"[" * 100_000,  # unterminated, still refused for its depth
+        ('{"model": "auto", "messages": ' + "[" * 3000 + "]" * 3000 + "}").encode(),
+        _nested(200).decode().encode("utf-16"),
+    ],
+)
+def test_nesting_beyond_the_limit_is_refused_before_parsing(raw: bytes) -> None:
+    with pytest.raises(BadRequest, match="nested too deeply: more than 128 levels"):
+        parse_json(raw)
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        parse_chat_request(raw)
+
+
+def test_nesting_up_to_the_limit_parses() -> None:
+    assert json_depth(_nested(MAX_JSON_DEPTH)) == MAX_JSON_DEPTH
+    assert isinstance(parse_json(_nested(MAX_JSON_DEPTH)), list)
+    strings = json.dumps(["[" * 10_000, "{" * 10_000]).encode()
+    assert parse_json(strings) == ["[" * 10_000, "{" * 10_000]
 
 
 def test_caller_key_sources() -> None:
