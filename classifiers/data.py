@@ -1,8 +1,10 @@
 """Reading the routing data: `*.jsonl.gz` (or plain `*.jsonl`) rows of prompts and model scores.
 
 Each line is one JSON object ``{"id", "source", "task", "prompt", "scores": {model: float}}``
-(see the data folder's README). Bad input raises :class:`DataError` carrying the file and line,
-so command-line tools can report it without a stack trace.
+(see the data folder's README); :func:`read_rows` reads them. Prompts to score need no labels:
+:func:`read_prompts` takes ``{"id", "prompt"}`` or ``{"id", "messages": [...]}`` rows (any
+``scores`` ignored). Bad input raises :class:`DataError` carrying the file and line, so
+command-line tools can report it without a stack trace.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from classifiers.text import scoring_text
 __all__ = [
     "DATA_ENV",
     "DataError",
+    "Prompt",
     "Row",
     "UnknownModelError",
     "default_data_dir",
     "file_sha256",
     "pair_scores",
+    "read_prompts",
     "read_rows",
     "row_text",
 ]
@@ -65,6 +69,15 @@ class Row:
     def family(self) -> str:
         """The data set family, from the id prefix (``dcrouter``, ``alpaca_eval``, ...)."""
         return self.id.split("-", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """One prompt to score, unlabelled: its id (as written: a string or an integer) and the
+    text the proxy would score for it."""
+
+    id: str | int
+    text: str
 
 
 def default_data_dir(repo_root: Path | None = None) -> Path:
@@ -117,12 +130,10 @@ def _parse(obj: Any, where: str) -> Row:
     )
 
 
-def read_rows(path: Path | str) -> list[Row]:
-    """All rows of one data file; raises :class:`DataError` with ``file:line`` on bad input."""
-    path = Path(path)
+def _objects(path: Path) -> Iterator[tuple[str, Any]]:
+    """(``file:line``, decoded JSON) for each non-blank line of a data file."""
     if path.is_dir():
         raise DataError(str(path), "is a directory, expected a .jsonl or .jsonl.gz file")
-    rows: list[Row] = []
     for number, line in enumerate(_open_lines(path), start=1):
         if not line.strip():
             continue
@@ -131,10 +142,47 @@ def read_rows(path: Path | str) -> list[Row]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(where, f"malformed JSON ({exc.msg})") from None
-        rows.append(_parse(obj, where))
+        yield where, obj
+
+
+def read_rows(path: Path | str) -> list[Row]:
+    """All rows of one data file; raises :class:`DataError` with ``file:line`` on bad input."""
+    path = Path(path)
+    rows = [_parse(obj, where) for where, obj in _objects(path)]
     if not rows:
         raise DataError(str(path), "no rows")
     return rows
+
+
+def _prompt(obj: Any, where: str) -> Prompt:
+    if not isinstance(obj, dict):
+        raise DataError(where, "expected a JSON object")
+    rid = obj.get("id")
+    if isinstance(rid, bool) or not isinstance(rid, str | int):
+        raise DataError(where, "field 'id' must be a string or an integer")
+    prompt, messages = obj.get("prompt"), obj.get("messages")
+    if isinstance(prompt, str):
+        return Prompt(rid, scoring_text([{"role": "user", "content": prompt}]))
+    if prompt is None and isinstance(messages, list) and messages:
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise DataError(where, f"messages[{i}] must be an object with a 'role' string")
+        return Prompt(rid, scoring_text(messages))
+    raise DataError(
+        where,
+        "needs 'prompt' (a string) or 'messages' (a non-empty list of chat messages)",
+    )
+
+
+def read_prompts(path: Path | str) -> list[Prompt]:
+    """The prompts of one file to score: rows with ``id`` and ``prompt`` (or ``messages``,
+    an OpenAI-style chat whose scored text is the proxy's, see `scoring_text`); labels are
+    not needed (nor checked). :class:`DataError` with ``file:line`` on bad input."""
+    path = Path(path)
+    prompts = [_prompt(obj, where) for where, obj in _objects(path)]
+    if not prompts:
+        raise DataError(str(path), "no rows")
+    return prompts
 
 
 def pair_scores(

@@ -19,7 +19,14 @@ from rich.table import Table
 
 from classifiers import HeuristicScorer, load_default, threshold_for_share
 from classifiers.artifact import ARTIFACT_DIR, ArtifactError, load_scorer
-from classifiers.data import DataError, default_data_dir, pair_scores, read_rows, row_text
+from classifiers.data import (
+    DataError,
+    default_data_dir,
+    pair_scores,
+    read_prompts,
+    read_rows,
+    row_text,
+)
 from classifiers.evaluate import Evaluation, evaluate
 from classifiers.metrics import share_at_quality
 from classifiers.scorer import DifficultyScorer
@@ -201,17 +208,23 @@ def eval_cmd(
 
 
 def score_cmd(
-    data: Annotated[Path, typer.Option(help="A .jsonl(.gz) file of rows with id and prompt.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="A .jsonl(.gz) file of rows with id and prompt (or messages, an OpenAI-style "
+            "chat); no labels needed, any scores are ignored."
+        ),
+    ],
     out_file: Annotated[Path, typer.Option("--out", help="Output .jsonl file.")],
     model: Annotated[Path | None, typer.Option(help="Artifact (default: the shipped one).")] = None,
 ) -> None:
     """Write {"id": ..., "difficulty": ...} for every row."""
     with _user_errors():
-        rows = read_rows(data)
+        rows = read_prompts(data)
         scorer = _scorer(model)
         with out_file.open("w", encoding="utf-8") as handle:
             for row in rows:
-                line = {"id": row.id, "difficulty": round(scorer.difficulty(row_text(row)), 6)}
+                line = {"id": row.id, "difficulty": round(scorer.difficulty(row.text), 6)}
                 handle.write(json.dumps(line) + "\n")
     out.print(f"scored {len(rows)} rows -> {out_file}")
 

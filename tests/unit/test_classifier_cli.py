@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -187,3 +188,89 @@ def test_calibrate_share_and_quality(model_dir: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "threshold" in result.output and "frontier share" in result.output
+
+
+def _write_jsonl(path: Path, rows: list[object]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_score_needs_no_labels(model_dir: Path, tmp_path: Path) -> None:
+    labelled = [json.loads(line) for line in DEV.read_text().splitlines()[:3]]
+    chat: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a careful mathematician."},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": [{"type": "text", "text": "Prove sqrt(2) is irrational."}]},
+    ]
+    data = _write_jsonl(
+        tmp_path / "prompts.jsonl",
+        [
+            *({"id": r["id"], "prompt": r["prompt"]} for r in labelled),
+            {"id": 7, "prompt": "an integer id is kept as it is"},
+            {"id": "chat-1", "messages": chat},
+        ],
+    )
+    out = tmp_path / "scores.jsonl"
+    app = _app()
+    result = runner.invoke(
+        app, ["score", "--data", str(data), "--out", str(out), "--model", str(model_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [x["id"] for x in lines] == [*(r["id"] for r in labelled), 7, "chat-1"]
+    assert all(0.0 <= x["difficulty"] <= 1.0 for x in lines)
+    # the same prompts with their labels score the same: labels are ignored, not needed
+    with_labels = tmp_path / "labelled_scores.jsonl"
+    labelled_file = _write_jsonl(tmp_path / "labelled.jsonl", labelled)
+    args = ["score", "--data", str(labelled_file), "--out", str(with_labels)]
+    result = runner.invoke(app, [*args, "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x) for x in with_labels.read_text().splitlines()] == lines[:3]
+    # a chat row is scored as the proxy scores the request (system + last user turn)
+    from classifiers import scoring_text
+    from classifiers.artifact import load_scorer
+
+    expected = load_scorer(model_dir).difficulty(scoring_text(chat))
+    assert lines[-1]["difficulty"] == round(expected, 6)
+
+
+@pytest.mark.parametrize(
+    ("row", "needle"),
+    [
+        ({"id": "a"}, "needs'prompt'(astring)or'messages'"),
+        ({"id": "a", "prompt": 5}, "needs'prompt'"),
+        ({"id": "a", "messages": []}, "needs'prompt'"),
+        ({"id": "a", "messages": ["hi"]}, "messages[0]mustbeanobjectwitha'role'"),
+        ({"prompt": "x"}, "field'id'mustbeastringoraninteger"),
+        ([1], "expectedaJSONobject"),
+    ],
+)
+def test_score_reports_bad_rows_with_file_and_line(
+    tmp_path: Path, row: object, needle: str
+) -> None:
+    data = _write_jsonl(tmp_path / "bad.jsonl", [{"id": "ok", "prompt": "fine"}, row])
+    result = runner.invoke(_app(), ["score", "--data", str(data), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    flat = _flat(result.output)
+    assert "bad.jsonl:2" in flat and needle in flat
+    assert "Traceback" not in result.output
+
+
+def test_eval_and_calibrate_still_need_labels(model_dir: Path, tmp_path: Path) -> None:
+    data = _write_jsonl(tmp_path / "prompts.jsonl", [{"id": "a", "prompt": "hi"}])
+    app = _app()
+    for args in (
+        ["eval", "--data", str(data), "--weak", "weak-m", "--strong", "strong-m"],
+        ["calibrate", "--quality", "0.9", "--data", str(data), "--weak", "w", "--strong", "s"],
+    ):
+        result = runner.invoke(app, [*args, "--model", str(model_dir)])
+        assert result.exit_code == 2, result.output
+        assert "field'scores'mustbeanon-emptyobject" in _flat(result.output)
+
+
+def test_score_help_says_labels_are_not_needed() -> None:
+    result = runner.invoke(_app(), ["score", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    flat = _flat(result.output)
+    assert "idandprompt(ormessages" in flat and "nolabelsneeded" in flat
