@@ -219,3 +219,10 @@ def test_usage_tap_strips_the_usage_only_event_when_asked() -> None:
     assert tap.feed(content) is content  # untouched chunks are passed as the same object
     assert tap.feed(usage + done) + tap.finish() == done
     assert tap.usage is not None and tap.usage.prompt_tokens == 2
+
+
+def test_readme_states_the_nesting_limit() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"nested over {MAX_JSON_DEPTH} levels deep" in " ".join(readme.split())
