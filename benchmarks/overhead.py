@@ -35,8 +35,8 @@ from router.fakes.processes import (
 
 POLICY = """
 tiers:
-  cheap: {{model: openai/cheap-model, api_base: "{base}", local: true}}
-  frontier: {{model: openai/frontier-model, api_base: "{base}"}}
+  cheap: {{model: openai/cheap-model, api_base: "{base}", local: true, price: free}}
+  frontier: {{model: openai/frontier-model, api_base: "{base}", price: free}}
 routing: {{threshold: 0.5}}
 access: {{open: true}}
 """

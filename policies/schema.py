@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,7 +24,9 @@ from pydantic import (
 
 __all__ = [
     "AUTO",
+    "FREE",
     "POLICY_DIR",
+    "REFERENCES_CHECKED",
     "Access",
     "AlertRule",
     "AlertSink",
@@ -36,11 +39,17 @@ __all__ = [
     "Price",
     "Routing",
     "Tier",
+    "policy_problems",
 ]
 
 AUTO = "auto"
 POLICY_DIR = "policy_dir"
 """Validation-context key: the directory relative `routing.model` paths resolve against."""
+REFERENCES_CHECKED = "references_checked"
+"""Validation-context key: the caller runs :func:`policy_problems` itself (on the raw data, so
+they are reported next to every field error), and `Policy` skips them."""
+FREE = "free"
+"""`price: free`: a tier that costs nothing per token (say a GPU you own); same as zero prices."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 
@@ -60,7 +69,10 @@ class Tier(_Strict):
 
     Price it per token (`price`), or, for a GPU you pay by the hour, with `gpu_hour_usd` and the
     tokens per second the server sustains (`throughput_tokens_per_s`): every token then costs
-    `gpu_hour_usd / 3600 / throughput_tokens_per_s`.
+    `gpu_hour_usd / 3600 / throughput_tokens_per_s`. A tier that costs nothing says so:
+    `price: free` (the same as `{input_per_mtok: 0, output_per_mtok: 0}`); a policy whose tier
+    has no price at all is invalid (:func:`policy_problems`), so nothing is counted as $0 by
+    accident.
     """
 
     model: str = Field(min_length=1, description="litellm-style model string, e.g. openai/qwen2.5")
@@ -109,6 +121,18 @@ class Tier(_Strict):
             if self.throughput_tokens_per_s is None:
                 raise ValueError("gpu_hour_usd needs throughput_tokens_per_s")
         return self
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _free(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().lower() != FREE:
+                raise ValueError(
+                    f"{value!r} is not a price: use {{input_per_mtok: X, output_per_mtok: Y}} "
+                    "(USD per million tokens) or 'free'"
+                )
+            return {"input_per_mtok": 0, "output_per_mtok": 0}
+        return value
 
     @property
     def effective_price(self) -> Price:
@@ -197,7 +221,7 @@ class Budget(_Strict):
     """A spend limit over a calendar window (enforced by the ledger).
 
     - `scope`: `global` (all traffic), `key` (each caller key separately), `team` (each team of
-      `access.teams` separately), `tier` (each tier separately, or only `tier` when set);
+      `access.teams` separately), `tier` (the tier named by `tier`, which it needs);
     - `window`: calendar `hour`, `day`, `week` (from Monday) or `month` in `timezone`;
     - `on_exhausted`: `reject` answers 429; `cheap_only` sends requests that no longer fit to the
       cheap tier instead (the cheap tier's cost keeps counting but is never refused by it);
@@ -386,39 +410,105 @@ class Policy(_Strict):
     ledger: LedgerPolicy = LedgerPolicy()
 
     @model_validator(mode="after")
-    def _references(self) -> Policy:
-        for name in self.tiers:
-            if not _NAME.match(name) or name == AUTO:
-                raise ValueError(
-                    f"tier name {name!r} is not allowed (letters, digits, _.:-; not 'auto')"
-                )
-        for field in ("cheap_tier", "frontier_tier"):
-            tier = getattr(self.routing, field)
-            if tier not in self.tiers:
-                raise ValueError(
-                    f"routing.{field}: no tier named {tier!r} (tiers: {', '.join(self.tiers)})"
-                )
-        for alias, target in self.routing.aliases.items():
-            if target != AUTO and target not in self.tiers:
-                raise ValueError(
-                    f"routing.aliases.{alias}: target {target!r} is neither 'auto' nor a tier"
-                )
-            if alias in self.tiers or alias == AUTO:
-                raise ValueError(f"routing.aliases.{alias}: shadows a tier or 'auto'")
-        labels: set[str] = set()
-        for i, budget in enumerate(self.budgets):
-            if budget.tier is not None and budget.tier not in self.tiers:
-                raise ValueError(f"budgets.{i}.tier: no tier named {budget.tier!r}")
-            if budget.label in labels:
-                raise ValueError(
-                    f"budgets.{i}: a second budget named {budget.label!r}; give it a `name`"
-                )
-            labels.add(budget.label)
-        for i, rule in enumerate(self.alerts):
-            for j, label in enumerate(rule.budgets or []):
-                if label not in labels:
-                    known = ", ".join(sorted(labels)) or "none"
-                    raise ValueError(
-                        f"alerts.{i}.budgets.{j}: no budget named {label!r} (budgets: {known})"
-                    )
+    def _references(self, info: ValidationInfo) -> Policy:
+        if (info.context or {}).get(REFERENCES_CHECKED):
+            return self
+        problems = policy_problems(self.model_dump())
+        if problems:
+            raise ValueError("; ".join(f"{path}: {reason}" for path, reason in problems))
         return self
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _budget_label(budget: Mapping[str, Any]) -> str:
+    """`Budget.label` over raw data (the name, else scope-window[-tier])."""
+    if budget.get("name"):
+        return str(budget["name"])
+    return "-".join(str(budget[k]) for k in ("scope", "window", "tier") if budget.get(k))
+
+
+def policy_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every problem that spans fields: names that must refer to a tier or a budget, tiers
+    with no price, `scope: tier` budgets with no `tier`, duplicate budget labels.
+
+    Works on raw (parsed YAML) data as well as on a dumped `Policy`, and skips whatever has
+    the wrong shape (field validation reports that), so a policy's problems are all found in
+    one pass: an unknown tier in a budget does not hide an unknown budget in an alert.
+    Returns (field path, reason) pairs in file order.
+    """
+    problems: list[tuple[str, str]] = []
+    tiers = _mapping(data.get("tiers"))
+    tier_list = ", ".join(map(str, tiers)) or "none"
+    for name, tier in tiers.items():
+        if not isinstance(name, str) or not _NAME.match(name) or name == AUTO:
+            problems.append(
+                (
+                    f"tiers.{name}",
+                    f"tier name {name!r} is not allowed (letters, digits, _.:-; not 'auto')",
+                )
+            )
+        if (
+            isinstance(tier, Mapping)
+            and tier.get("price") is None
+            and tier.get("gpu_hour_usd") is None
+        ):
+            problems.append(
+                (
+                    f"tiers.{name}.price",
+                    "missing: give the price in USD per million tokens "
+                    "({input_per_mtok: X, output_per_mtok: Y}), gpu_hour_usd with "
+                    "throughput_tokens_per_s, or `price: free` for a tier that costs nothing",
+                )
+            )
+    routing = _mapping(data.get("routing"))
+    for field in ("cheap_tier", "frontier_tier"):
+        target = routing.get(field, Routing.model_fields[field].default)
+        if isinstance(target, str) and target not in tiers:
+            problems.append(
+                (f"routing.{field}", f"no tier named {target!r} (tiers: {tier_list})")
+            )
+    for alias, target in _mapping(routing.get("aliases")).items():
+        if isinstance(target, str) and target != AUTO and target not in tiers:
+            problems.append(
+                (
+                    f"routing.aliases.{alias}",
+                    f"target {target!r} is neither 'auto' nor a tier (tiers: {tier_list})",
+                )
+            )
+        if alias in tiers or alias == AUTO:
+            problems.append((f"routing.aliases.{alias}", "shadows a tier or 'auto'"))
+    budgets = data.get("budgets")
+    labels: set[str] = set()
+    for i, budget in enumerate(budgets if isinstance(budgets, list) else []):
+        if not isinstance(budget, Mapping):
+            continue
+        tier = budget.get("tier")
+        if budget.get("scope") == "tier" and tier is None:
+            problems.append(
+                (
+                    f"budgets.{i}.tier",
+                    f"missing: a scope 'tier' budget caps one tier; name it (tiers: {tier_list})",
+                )
+            )
+        elif isinstance(tier, str) and tier not in tiers:
+            problems.append((f"budgets.{i}.tier", f"no tier named {tier!r} (tiers: {tier_list})"))
+        label = _budget_label(budget)
+        if label in labels:
+            problems.append((f"budgets.{i}", f"a second budget named {label!r}; give it a `name`"))
+        labels.add(label)
+    alerts = data.get("alerts")
+    for i, rule in enumerate(alerts if isinstance(alerts, list) else []):
+        watched = _mapping(rule).get("budgets")
+        for j, label in enumerate(watched if isinstance(watched, list) else []):
+            if isinstance(label, str) and label not in labels:
+                known = ", ".join(sorted(labels)) or "none"
+                problems.append(
+                    (
+                        f"alerts.{i}.budgets.{j}",
+                        f"no budget named {label!r} (budgets: {known})",
+                    )
+                )
+    return problems

@@ -278,8 +278,18 @@ def strict_proxy(
         tmp_path_factory.mktemp("strict") / "policy.yaml",
         fake_upstream.url,
         tiers={
-            "cheap": {"model": "openai/cheap-model", "api_base": base, "timeout_s": 1.0},
-            "frontier": {"model": "openai/frontier-model", "api_base": base, "timeout_s": 1.0},
+            "cheap": {
+                "model": "openai/cheap-model",
+                "api_base": base,
+                "timeout_s": 1.0,
+                "price": "free",
+            },
+            "frontier": {
+                "model": "openai/frontier-model",
+                "api_base": base,
+                "timeout_s": 1.0,
+                "price": "free",
+            },
         },
         access={"open": False, "keys_env": "TEST_TIERWISE_KEYS"},
     )

@@ -18,11 +18,16 @@ def client(
         tmp_path_factory.mktemp("anthropic") / "policy.yaml",
         fake_upstream.url,
         tiers={
-            "cheap": {"model": "openai/cheap-model", "api_base": f"{fake_upstream.url}/v1"},
+            "cheap": {
+                "model": "openai/cheap-model",
+                "api_base": f"{fake_upstream.url}/v1",
+                "price": "free",
+            },
             "frontier": {
                 "model": "anthropic/claude-test",
                 "api_base": fake_upstream.url,
                 "api_key_env": "TEST_ANTHROPIC_KEY",
+                "price": "free",
             },
         },
     )

@@ -37,11 +37,13 @@ def policy(tmp: Path, local: ServerProcess, remote: ServerProcess, **extra: Any)
         "api_base": f"{local.url}/v1",
         "local": True,
         "timeout_s": 5,
+        "price": "free",
         **extra.pop("cheap", {}),
     }
     frontier_tier = {
         "model": "openai/frontier-model",
         "api_base": f"{remote.url}/v1",
+        "price": "free",
         **extra.pop("frontier", {}),
     }
     routing = {

@@ -98,7 +98,10 @@ async def test_shutdown_flushes_within_its_deadline() -> None:
 def policy(on_exhausted: str = "reject", **rule: object) -> Policy:
     return parse_policy(
         {
-            "tiers": {"cheap": {"model": "openai/c"}, "frontier": {"model": "openai/f"}},
+            "tiers": {
+                "cheap": {"model": "openai/c", "price": "free"},
+                "frontier": {"model": "openai/f", "price": "free"},
+            },
             "budgets": [
                 {"scope": "global", "window": "day", "limit_usd": 1, "on_exhausted": on_exhausted}
             ],

@@ -167,7 +167,10 @@ def test_slack_message_is_readable() -> None:
 
 def _issues(alerts: list[Any]) -> list[tuple[str, str]]:
     data = {
-        "tiers": {"cheap": {"model": "openai/c"}, "frontier": {"model": "openai/f"}},
+        "tiers": {
+            "cheap": {"model": "openai/c", "price": "free"},
+            "frontier": {"model": "openai/f", "price": "free"},
+        },
         "budgets": [{"scope": "global", "window": "day", "limit_usd": 1}],
         "alerts": alerts,
     }
@@ -194,7 +197,11 @@ def _issues(alerts: list[Any]) -> list[tuple[str, str]]:
             "alerts.0.health",
             "smaller than baseline",
         ),
-        ({"at": [0.5], "sink": {"type": "log"}, "budgets": ["nope"]}, "", "alerts.0.budgets.0"),
+        (
+            {"at": [0.5], "sink": {"type": "log"}, "budgets": ["nope"]},
+            "alerts.0.budgets.0",
+            "no budget named 'nope'",
+        ),
     ],
 )
 def test_bad_alert_rules_are_rejected_with_their_path(rule: Any, path: str, reason: str) -> None:
@@ -205,7 +212,10 @@ def test_bad_alert_rules_are_rejected_with_their_path(rule: Any, path: str, reas
 def test_alert_rule_defaults() -> None:
     policy = parse_policy(
         {
-            "tiers": {"cheap": {"model": "openai/c"}, "frontier": {"model": "openai/f"}},
+            "tiers": {
+                "cheap": {"model": "openai/c", "price": "free"},
+                "frontier": {"model": "openai/f", "price": "free"},
+            },
             "alerts": [{"at": [1.0, 0.5, 0.5], "sink": {"type": "log"}}],
         }
     )

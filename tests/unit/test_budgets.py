@@ -76,7 +76,7 @@ def test_gpu_hour_pricing() -> None:
                     "gpu_hour_usd": 3.6,
                     "throughput_tokens_per_s": 1000,
                 },
-                "frontier": {"model": "anthropic/c"},
+                "frontier": {"model": "anthropic/c", "price": "free"},
             }
         }
     )
@@ -96,8 +96,8 @@ def test_prompt_bound_is_an_upper_bound_on_bytes() -> None:
 
 POLICY = {
     "tiers": {
-        "cheap": {"model": "openai/q", "api_base": "http://h/v1"},
-        "frontier": {"model": "anthropic/c"},
+        "cheap": {"model": "openai/q", "api_base": "http://h/v1", "price": "free"},
+        "frontier": {"model": "anthropic/c", "price": "free"},
     },
     "budgets": [
         {"scope": "global", "window": "month", "limit_usd": 500, "on_exhausted": "cheap_only"},

@@ -34,6 +34,34 @@ def test_policy_check_reports_field_paths(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_policy_check_prints_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "tiers:\n  cheap: {model: openai/x, api_base: 'http://h/v1'}\n"
+        "  frontier: {model: anthropic/y, price: free}\n"
+        "budgets:\n  - {scope: tier, tier: mid, window: day, limit_usd: 5}\n"
+        "  - {scope: tier, window: day, limit_usd: 5}\n"
+        "alerts:\n  - {at: [0.5], budgets: [nobody], sink: {type: log}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "router.cli", "policy", "check", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=guarded_env(),
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    for problem in (
+        "  tiers.cheap.price: missing",
+        "  budgets.0.tier: no tier named 'mid'",
+        "  budgets.1.tier: missing",
+        "  alerts.0.budgets.0: no budget named 'nobody'",
+    ):
+        assert any(line.startswith(problem) for line in lines), result.stderr
+    assert "DESIGN.md" not in result.stderr
+
+
 def test_policy_default_prints_the_embedded_policy() -> None:
     result = runner.invoke(app, ["policy", "default"])
     assert result.exit_code == 0
@@ -53,8 +81,8 @@ def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def test_serve_refuses_closed_access_without_keys(tmp_path: Path) -> None:
     policy = tmp_path / "closed.yaml"
     policy.write_text(
-        "tiers:\n  cheap: {model: openai/x, api_base: 'http://127.0.0.1:1/v1'}\n"
-        "  frontier: {model: openai/y, api_base: 'http://127.0.0.1:1/v1'}\n"
+        "tiers:\n  cheap: {model: openai/x, api_base: 'http://127.0.0.1:1/v1', price: free}\n"
+        "  frontier: {model: openai/y, api_base: 'http://127.0.0.1:1/v1', price: free}\n"
         "access: {open: false, keys_env: TEST_NO_SUCH_KEYS}\n"
     )
     result = _serve("--policy", str(policy), "--port", "1")

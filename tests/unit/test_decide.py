@@ -12,9 +12,17 @@ def policy() -> Policy:
     return parse_policy(
         {
             "tiers": {
-                "cheap": {"model": "openai/qwen", "api_base": "http://127.0.0.1:8000/v1"},
-                "frontier": {"model": "anthropic/claude"},
-                "mid": {"model": "openai/mid", "api_base": "http://127.0.0.1:8001/v1"},
+                "cheap": {
+                    "model": "openai/qwen",
+                    "api_base": "http://127.0.0.1:8000/v1",
+                    "price": "free",
+                },
+                "frontier": {"model": "anthropic/claude", "price": "free"},
+                "mid": {
+                    "model": "openai/mid",
+                    "api_base": "http://127.0.0.1:8001/v1",
+                    "price": "free",
+                },
             },
             "routing": {"threshold": 0.6, "aliases": {"gpt-4o": "auto", "quick": "cheap"}},
         }

@@ -18,8 +18,8 @@ from router.cli import app
 from router.scoring import load_scoring
 
 TIERS = {
-    "cheap": {"model": "openai/x", "api_base": "http://127.0.0.1:1/v1"},
-    "frontier": {"model": "openai/y", "api_base": "http://127.0.0.1:1/v1"},
+    "cheap": {"model": "openai/x", "api_base": "http://127.0.0.1:1/v1", "price": "free"},
+    "frontier": {"model": "openai/y", "api_base": "http://127.0.0.1:1/v1", "price": "free"},
 }
 runner = CliRunner()
 
