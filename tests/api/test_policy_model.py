@@ -85,3 +85,31 @@ def test_serve_refuses_a_model_that_cannot_load(
         assert f"routing.model: {tmp_path / model}" in said and reason in said
         assert "Traceback" not in result.stderr
         assert "listening" not in said  # it never started
+
+
+def _accurate_or_skip() -> Any:
+    from classifiers.artifact import ArtifactError
+    from classifiers.choice import ACCURATE_DIR
+
+    try:
+        return load_scorer(ACCURATE_DIR)
+    except ArtifactError as exc:  # the accurate extra / built encoder is optional
+        pytest.skip(f"accurate scorer unavailable here: {exc}")
+
+
+def test_the_proxy_serves_the_accurate_scorer(
+    start_proxy: StartProxy, fake_upstream: ServerProcess, tmp_path: Path
+) -> None:
+    scorer = _accurate_or_skip()
+    policy = write_policy(
+        tmp_path / "policy.yaml",
+        fake_upstream.url,
+        routing={"threshold": 0.5, "scorer": "accurate"},
+    )
+    proxy = start_proxy(policy)
+    assert httpx.get(f"{proxy.url}/readyz").json()["scorer"] == scorer.name
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.with_raw_response.create(model="auto", messages=MESSAGES)
+    expected = scorer.difficulty(scoring_text(MESSAGES))
+    assert reply.headers["x-tierwise-difficulty"] == f"{expected:.4f}"
+    assert reply.headers["x-tierwise-tier"] == ("frontier" if expected >= 0.5 else "cheap")
