@@ -27,8 +27,14 @@ __all__ = [
 ]
 
 
-def reached(used_micros: int, limit_micros: int, thresholds: Sequence[float]) -> list[float]:
-    """The thresholds `t` (fractions of the limit) with `used >= t * limit`, in order.
+def reached(
+    used_micros: int, limit_micros: int, thresholds: Sequence[float], floor_micros: int = 0
+) -> list[float]:
+    """The thresholds `t` (fractions of the limit) with `used >= t * limit`, in order; `1.0`
+    (exhausted) also once what is left is below `floor_micros`, the cost of a minimal request
+    (`policies.budgets.exhausted`): a budget that cannot pay for one more request is exhausted
+    even a few cents short of its limit. `used` is settled spend: reservations are worst cases
+    (several times the real cost), so they never fire an alert.
 
     Callers deduplicate (each threshold fires once per window), so reporting every reached
     threshold rather than only the newly crossed ones cannot double-fire and cannot miss a
@@ -36,7 +42,8 @@ def reached(used_micros: int, limit_micros: int, thresholds: Sequence[float]) ->
     """
     if limit_micros <= 0:
         return []
-    return [t for t in thresholds if used_micros >= t * limit_micros]
+    out = limit_micros - used_micros < floor_micros
+    return [t for t in thresholds if used_micros >= t * limit_micros or (t >= 1.0 and out)]
 
 
 def dedupe_key(line_key: str, what: float | str) -> str:

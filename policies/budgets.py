@@ -1,5 +1,13 @@
 """Budget maths, pure: calendar windows, which budget lines a request counts against, costs in
-integer micro-USD, the worst-case reservation, and pacing.
+integer micro-USD, the worst-case reservation, exhaustion, fitting `max_tokens`, and pacing.
+
+*Exhausted* has one meaning everywhere (refusal reasons, the `1.0` alert): a budget line is
+exhausted for a tier when what is left of its limit cannot pay for a *minimal request* on that
+tier: the smallest chat prompt (one empty user message, `MINIMAL_PROMPT_TOKENS` by the prompt
+bound) plus the budget's `min_max_tokens` output tokens (`minimal_request_micros`); spend at the
+limit always is. A request refused by a line that is not exhausted is refused because its own
+worst case is too big (`budget_insufficient`), which lowering `max_tokens` fixes, or which
+`fit_max_tokens` fixes for it (`fitting_output_tokens`).
 
 Nothing here does I/O or reads a clock: `now` (epoch seconds) and spend are passed in.
 """
@@ -17,13 +25,17 @@ from zoneinfo import ZoneInfo
 from policies.schema import Budget, Policy, Price
 
 __all__ = [
+    "MINIMAL_PROMPT_TOKENS",
     "UNLIMITED",
     "BudgetLine",
     "Window",
     "cost_micros",
+    "exhausted",
+    "fitting_output_tokens",
     "key_label",
     "lines_for",
     "micros",
+    "minimal_request_micros",
     "paced_threshold",
     "pacing_ratio",
     "projected_spend",
@@ -67,6 +79,37 @@ def prompt_token_bound(messages: Sequence[Mapping[str, Any]], extra: Any = None)
 def reservation_micros(price: Price, prompt_bound: int, max_output_tokens: int) -> int:
     """The worst-case cost of a call: the prompt bound plus the full output allowance."""
     return cost_micros(price, prompt_bound, max_output_tokens)
+
+
+MINIMAL_PROMPT_TOKENS = prompt_token_bound([{"role": "user", "content": ""}])
+"""The prompt bound of the smallest chat request (49 tokens)."""
+
+
+def minimal_request_micros(price: Price, min_max_tokens: int) -> int:
+    """The worst case of a minimal request: the smallest prompt and `min_max_tokens` out."""
+    return reservation_micros(price, MINIMAL_PROMPT_TOKENS, min_max_tokens)
+
+
+def exhausted(left_micros: int, floor_micros: int) -> bool:
+    """Whether a line with `left_micros` left is exhausted for requests whose minimal cost is
+    `floor_micros`: nothing left, or less than a minimal request costs."""
+    return left_micros <= 0 or left_micros < floor_micros
+
+
+def fitting_output_tokens(price: Price, prompt_bound: int, left_micros: int) -> int:
+    """The most output tokens `n` whose worst case `reservation_micros(price, prompt_bound, n)`
+    fits in `left_micros`; -1 when not even the prompt does. With a free output price any
+    number fits (`UNLIMITED`)."""
+    if reservation_micros(price, prompt_bound, 0) > left_micros:
+        return -1
+    if price.output_per_mtok <= 0:
+        return UNLIMITED
+    n = max(int((left_micros - prompt_bound * price.input_per_mtok) / price.output_per_mtok), 0)
+    while n > 0 and reservation_micros(price, prompt_bound, n) > left_micros:
+        n -= 1  # float rounding and the round-up of costs
+    while reservation_micros(price, prompt_bound, n + 1) <= left_micros:
+        n += 1
+    return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +172,7 @@ class BudgetLine:
     hard_micros: int  # the budget's own limit, for reporting
     soft_micros: int | None
     window: Window
+    floor_micros: int = 0  # a minimal request on the line's tier; exhausted below (see above)
 
 
 def _subject(budget: Budget, tier: str, caller: str | None, team: str | None) -> str | None:
@@ -153,6 +197,7 @@ def lines_for(
     """
     lines: list[BudgetLine] = []
     cheap = policy.routing.cheap_tier
+    price = policy.tiers[tier].effective_price
     for i, budget in enumerate(policy.budgets):
         subject = _subject(budget, tier, caller, team)
         if subject is None:
@@ -160,6 +205,7 @@ def lines_for(
         window = window_of(budget.window, budget.timezone, now)
         hard = micros(budget.limit_usd)
         enforced = not (budget.on_exhausted == "cheap_only" and tier == cheap)
+        floor = minimal_request_micros(price, budget.min_max_tokens) if enforced else 0
         lines.append(
             BudgetLine(
                 key=f"{budget.label}|{subject}|{window.id}",
@@ -170,6 +216,7 @@ def lines_for(
                 hard_micros=hard,
                 soft_micros=micros(budget.soft_limit_usd) if budget.soft_limit_usd else None,
                 window=window,
+                floor_micros=floor,
             )
         )
     return lines

@@ -227,7 +227,17 @@ class Budget(_Strict):
       cheap tier instead (the cheap tier's cost keeps counting but is never refused by it);
     - `soft_limit_usd`: past it, `auto` requests stop going to the frontier (pinned ones still
       may, up to the hard limit);
-    - `pacing`: raise the routing threshold smoothly when spend is on course to pass the limit.
+    - `pacing`: raise the routing threshold smoothly when spend is on course to pass the limit;
+    - `fit_max_tokens`: when a request's worst case (its prompt bound plus `max_tokens`) does not
+      fit what is left but a smaller answer would, send it upstream with `max_tokens` lowered to
+      what is left pays for (the answer says so in `x-tierwise-max-tokens`) instead of refusing
+      or downgrading it; never below `min_max_tokens`;
+    - `min_max_tokens` (default 16): that floor, and the size of the *minimal request* that
+      defines exhaustion: the budget is exhausted when what is left (limit - spent - reserved)
+      cannot pay for the smallest chat prompt plus `min_max_tokens` output tokens on the tier
+      asked for (spend at the limit always is). Only then is a refusal "exhausted" (and the
+      `1.0` alert fires on settled spend alone); a request whose own worst case is too big is
+      refused as `budget_insufficient` with what it needs and what is left.
     """
 
     scope: Literal["global", "key", "team", "tier"]
@@ -239,6 +249,8 @@ class Budget(_Strict):
     name: str | None = None
     timezone: str = "UTC"
     pacing: bool = False
+    fit_max_tokens: bool = False
+    min_max_tokens: int = Field(default=16, ge=1)
 
     @field_validator("timezone")
     @classmethod
@@ -343,9 +355,10 @@ class HealthAlerts(_Strict):
 class AlertRule(_Strict):
     """Which alerts go to one sink.
 
-    `at`: thresholds as fractions of a budget's limit (`1.0` = exhausted: also fires on the first
-    request refused or downgraded by that budget); `budgets`: the budget labels watched (default
-    all); `forecast` and `health`: the early-warning and routing-health alerts (on by default).
+    `at`: thresholds as fractions of a budget's limit, reached by settled spend (`1.0` =
+    exhausted: also once what is left cannot pay for a minimal request, see `Budget`);
+    `budgets`: the budget labels watched (default all); `forecast` and `health`: the
+    early-warning and routing-health alerts (on by default).
     """
 
     at: list[float] = Field(min_length=1)

@@ -18,6 +18,8 @@ from policies.budgets import (
     UNLIMITED,
     BudgetLine,
     cost_micros,
+    exhausted,
+    fitting_output_tokens,
     lines_for,
     paced_threshold,
     pacing_ratio,
@@ -25,7 +27,7 @@ from policies.budgets import (
     reservation_micros,
     window_of,
 )
-from router.errors import BudgetExhausted, Forbidden, LedgerDown
+from router.errors import BudgetExhausted, BudgetInsufficient, Forbidden, LedgerDown
 from router.ledger import Ledger, LedgerUnavailable, Line, LineState
 from router.upstream import Usage
 
@@ -49,6 +51,20 @@ class Admission:
     price: Price
     budget_lines: list[BudgetLine] = field(default_factory=list)  # what `lines` stand for
     caller: str | None = None
+    max_tokens: int | None = None  # set when a `fit_max_tokens` budget lowered the request's
+
+    def headers(self) -> dict[str, str]:
+        """`x-tierwise-max-tokens` when the `max_tokens` sent upstream was lowered to fit."""
+        if self.max_tokens is None:
+            return {}
+        return {"x-tierwise-max-tokens": str(self.max_tokens)}
+
+
+def _set_max_tokens(body: dict[str, Any], n: int) -> None:
+    """Lower the output cap the request sends upstream to `n`, under whichever name it used."""
+    named = [k for k in ("max_completion_tokens", "max_tokens") if isinstance(body.get(k), int)]
+    for k in named or ["max_tokens"]:
+        body[k] = min(body[k], n) if k in body else n
 
 
 def _line(b: BudgetLine) -> Line:
@@ -206,8 +222,11 @@ class BudgetGate:
         body: dict[str, Any],
     ) -> Admission:
         """Reserve the worst-case cost on every budget line, downgrading to the cheap tier where
-        a `cheap_only` budget no longer fits. Raises `BudgetExhausted` / `LedgerDown`. May set
-        `max_tokens` on `body` so that the reserved worst case really is the worst case."""
+        a `cheap_only` budget no longer fits. Raises `BudgetExhausted` (the line is exhausted:
+        `policies.budgets.exhausted`), `BudgetInsufficient` (it is not, but this request's worst
+        case does not fit) or `LedgerDown`. May set `max_tokens` on `body` so that the reserved
+        worst case really is the worst case, and lowers it where a `fit_max_tokens` budget has
+        room for a smaller answer (`Admission.max_tokens` then says so)."""
         now = self.clock()
         cheap = self.policy.routing.cheap_tier
         for _ in range(2):
@@ -222,30 +241,62 @@ class BudgetGate:
                 if any(b.limit_micros != UNLIMITED for b in blines):
                     body["max_tokens"] = max_out
             bound = prompt_token_bound(body["messages"], body.get("tools"))
-            amount = reservation_micros(price, bound, max_out)
             lines = [_line(b) for b in blines]
             lease = self.policy.ledger.lease_s or tier.timeout_s + 60
-            try:
-                refused = await self.ledger.reserve(rid, lines, amount, lease, now)
-            except LedgerUnavailable as exc:
-                return self._unavailable(decision, price, exc)
-            if refused is None:
-                return Admission(decision, lines, amount, price, blines, caller)
-            b = next(b for b in blines if b.key == refused.key)
+            fitted, floor = max_out, 0
+            for _attempt in range(len(lines) + 2):  # each fit can only lower the amount
+                amount = reservation_micros(price, bound, fitted)
+                try:
+                    refused = await self.ledger.reserve(rid, lines, amount, lease, now)
+                except LedgerUnavailable as exc:
+                    return self._unavailable(decision, price, exc)
+                if refused is None:
+                    shrunk = fitted if fitted < max_out else None
+                    if shrunk is not None:
+                        _set_max_tokens(body, shrunk)
+                    return Admission(decision, lines, amount, price, blines, caller, shrunk)
+                b = next(b for b in blines if b.key == refused.key)
+                budget = self.policy.budgets[b.budget]
+                left = refused.limit_micros - refused.spent_micros - refused.reserved_micros
+                if not budget.fit_max_tokens:
+                    break
+                fit = fitting_output_tokens(price, bound, left)
+                floor = max(floor, budget.min_max_tokens)
+                if fit < floor or fit >= fitted:
+                    break
+                fitted = fit
+            assert refused is not None
             budget = self.policy.budgets[b.budget]
+            used = refused.spent_micros + refused.reserved_micros
+            out = exhausted(refused.limit_micros - used, b.floor_micros)
             downgrade = budget.on_exhausted == "cheap_only" and decision.tier != cheap
-            if self.alerts is not None:
-                used = refused.spent_micros + refused.reserved_micros
-                self.alerts.exhausted(b, used, "downgraded" if downgrade else "refused")
+            if self.alerts is not None and exhausted(
+                refused.limit_micros - refused.spent_micros, b.floor_micros
+            ):  # settled spend alone leaves no room: really exhausted, not just busy
+                self.alerts.exhausted(
+                    b, refused.spent_micros, "downgraded" if downgrade else "refused"
+                )
             if downgrade:
-                decision = self._downgrade(decision, f"budget_exhausted:{b.label}")
+                why = "budget_exhausted" if out else "budget_insufficient"
+                decision = self._downgrade(decision, f"{why}:{b.label}")
                 continue
-            raise BudgetExhausted(
+            if out:
+                raise BudgetExhausted(b.label, b.subject, b.window.id, used, b.hard_micros)
+            hint = BudgetInsufficient.HINT
+            if budget.fit_max_tokens:
+                hint = (
+                    "what is left pays for fewer than min_max_tokens "
+                    f"({max(floor, budget.min_max_tokens)}) output tokens; lower max_tokens or "
+                    "shorten the prompt"
+                )
+            raise BudgetInsufficient(
                 b.label,
                 b.subject,
                 b.window.id,
-                refused.spent_micros + refused.reserved_micros,
-                b.hard_micros,
+                used,
+                refused.limit_micros,
+                reservation_micros(price, bound, max_out),
+                hint,
             )
         raise AssertionError("unreachable: the cheap tier never refuses cheap_only budgets")
 

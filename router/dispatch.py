@@ -229,7 +229,7 @@ async def dispatch(r: Routed) -> Response | RelayResponse:
         rid = r.rid if attempt == 0 else f"{r.rid}-{attempt}"
         admission = await state.gate.admit(rid, decision, r.caller.label, r.caller.team, r.body)
         call = Call(r, rid, admission.decision, admission)
-        headers = decision_headers(call.decision, r.rid)
+        headers = decision_headers(call.decision, r.rid) | admission.headers()
         if tried:
             headers["x-tierwise-fallback"] = ",".join(tried)
         try:
@@ -350,7 +350,7 @@ async def _escalate(call: Call, check: str) -> Response | None:
         await r.state.gate.release(rid, admission)
         return None
     second = Call(r, rid, admission.decision, admission)
-    headers = decision_headers(second.decision, r.rid)
+    headers = decision_headers(second.decision, r.rid) | admission.headers()
     headers["x-tierwise-escalated-from"] = call.decision.tier
     upstream = _upstream(r, frontier)
     try:

@@ -13,6 +13,7 @@ __all__ = [
     "BadRequest",
     "BodyTooLarge",
     "BudgetExhausted",
+    "BudgetInsufficient",
     "Forbidden",
     "LedgerDown",
     "ProxyError",
@@ -67,6 +68,48 @@ class BudgetExhausted(ProxyError):
         self.window = window
         self.spent = spent
         self.limit = limit
+
+
+def _usd(micros: int) -> str:
+    """$0.07, $0.0025, $0.000015: as many decimals as the amount needs (2 to 6)."""
+    text = f"{micros / 1e6:.6f}".rstrip("0")
+    return "$" + (text + "0" * (2 - len(text.split(".")[1])))
+
+
+class BudgetInsufficient(BudgetExhausted):
+    """A budget that is not exhausted cannot take this request's worst case (its prompt bound
+    plus `max_tokens`): HTTP 429 like `BudgetExhausted` (a subclass), code
+    `budget_insufficient`, with what the request needs and what is left."""
+
+    code = "budget_insufficient"
+
+    HINT = (
+        "lower max_tokens or shorten the prompt, or set fit_max_tokens: true on the budget "
+        "to have max_tokens lowered to fit"
+    )
+
+    def __init__(
+        self,
+        budget: str,
+        subject: str,
+        window: str,
+        spent: int,
+        limit: int,
+        needed: int,
+        hint: str = HINT,
+    ) -> None:
+        ProxyError.__init__(
+            self,
+            f"request needs up to {_usd(needed)}, {_usd(limit - spent)} left of budget "
+            f"{budget!r} ({subject}, window {window}; {_usd(spent)} of {_usd(limit)} spent or "
+            f"reserved): {hint}",
+        )
+        self.budget = budget
+        self.subject = subject
+        self.window = window
+        self.spent = spent
+        self.limit = limit
+        self.needed = needed
 
 
 class LedgerDown(ProxyError):

@@ -4,7 +4,8 @@ alert fires once across all replicas) and hands alerts to the per-sink delivery 
 
 Hooks (all cheap; none awaits I/O on the request path):
 - `settled(...)` runs inside the background settlement: thresholds and forecasts;
-- `exhausted(...)` when a budget refuses or downgrades a request: the `1.0` alert;
+- `exhausted(...)` when an exhausted budget refuses or downgrades a request: the `1.0` alert
+  (after any lower threshold not sent yet, so they arrive in order);
 - `observed(...)` for every finished request: routing health.
 """
 
@@ -58,6 +59,7 @@ class AlertManager:
         self.health = [HealthMonitor(r.health) for r in self.rules]
         self._health_on = any(r.health.enabled for r in self.rules)
         self._claimed: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
         self._mix: dict[str, SpendMix] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.fired: dict[str, int] = {}
@@ -144,29 +146,41 @@ class AlertManager:
             mix = self._mix[b.key] = SpendMix()
         return mix
 
-    async def _check_line(self, b: BudgetLine, spent: int, reserved: int, now: float) -> None:
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            if len(self._locks) > _MAX_TRACKED:
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def _check_line(
+        self,
+        b: BudgetLine,
+        spent: int,
+        reserved: int,
+        now: float,
+        action: str | None = None,
+        forecasts: bool = True,
+    ) -> None:
+        """Fire the thresholds the line's settled spend reached, in order (one check at a time
+        per line in this process), then its forecasts. `action` (`refused` / `downgraded`):
+        the gate found the line exhausted (`policies.budgets.exhausted`), so `1.0` is due."""
         watching = [i for i, r in enumerate(self.rules) if r.watches(b.label)]
         expires = b.window.end + _MARGIN_S
         thresholds = sorted({t for i in watching for t in self.rules[i].at})
-        for t in reached(spent + reserved, b.hard_micros, thresholds):
-            if await self._claim(dedupe_key(b.key, t), expires, now):
-                kind = "exhausted" if t >= 1.0 else "threshold"
-                text = (
-                    f"budget {b.label} ({b.subject}) reached {t:.0%} of its "
-                    f"${b.hard_micros / 1e6:,.2f} limit in window {b.window.id}: "
-                    f"${(spent + reserved) / 1e6:,.4f} spent or reserved"
-                )
-                alert = self._budget_alert(
-                    b,
-                    kind=kind,
-                    text=text,
-                    time=now,
-                    threshold=t,
-                    spent_micros=spent,
-                    reserved_micros=reserved,
-                )
-                self._send(alert, [i for i in watching if t in self.rules[i].at])
-        for i in watching:
+        due = reached(spent, b.hard_micros, thresholds, b.floor_micros)
+        if action is not None and 1.0 in thresholds and 1.0 not in due:
+            due.append(1.0)
+        if action is None:
+            on_exhausted = self.policy.budgets[b.budget].on_exhausted
+            action = "downgraded" if on_exhausted == "cheap_only" else "refused"
+        async with self._lock(b.key):
+            for t in due:
+                if await self._claim(dedupe_key(b.key, t), expires, now):
+                    alert = self._threshold_alert(b, t, spent, reserved, now, action)
+                    self._send(alert, [i for i in watching if t in self.rules[i].at])
+        for i in watching if forecasts else []:
             f = forecast(spent, b.hard_micros, b.window, now, self.rules[i].forecast)
             if f is None or not await self._claim(dedupe_key(b.key, f"forecast:{i}"), expires, now):
                 continue
@@ -200,37 +214,58 @@ class AlertManager:
             )
             self._send(alert, [i])
 
-    def exhausted(self, b: BudgetLine, used_micros: int, action: str) -> None:
-        """A budget just refused (`action="refused"`) or downgraded a request: fire its `1.0`
-        alert (once per window across replicas). Schedules the work; returns at once."""
-        rules = [i for i, r in enumerate(self.rules) if r.watches(b.label) and 1.0 in r.at]
-        key = dedupe_key(b.key, 1.0)
-        if not rules or key in self._claimed:
-            return
-        self._spawn(self._exhausted(b, used_micros, action, rules, key))
-
-    async def _exhausted(
-        self, b: BudgetLine, used: int, action: str, rules: list[int], key: str
-    ) -> None:
-        now = self.clock()
-        if not await self._claim(key, b.window.end + _MARGIN_S, now):
-            return
+    def _threshold_alert(
+        self, b: BudgetLine, t: float, spent: int, reserved: int, now: float, action: str
+    ) -> Alert:
+        limit = b.hard_micros
+        if t < 1.0:
+            text = (
+                f"budget {b.label} ({b.subject}) reached {t:.0%} of its ${limit / 1e6:,.2f} "
+                f"limit in window {b.window.id}: ${spent / 1e6:,.4f} spent"
+            )
+            return self._budget_alert(
+                b,
+                kind="threshold",
+                text=text,
+                time=now,
+                threshold=t,
+                spent_micros=spent,
+                reserved_micros=reserved,
+            )
         what = "refused" if action == "refused" else "sent to the cheap tier"
+        short = ""
+        if spent < limit:
+            short = (
+                f"; the ${(limit - spent) / 1e6:,.4f} left cannot pay for a minimal request "
+                f"(${b.floor_micros / 1e6:,.4f})"
+            )
         text = (
             f"budget {b.label} ({b.subject}) is exhausted for window {b.window.id}: requests "
-            f"are now {what} (${used / 1e6:,.4f} spent or reserved of "
-            f"${b.hard_micros / 1e6:,.2f})"
+            f"are now {what} (${spent / 1e6:,.4f} spent of ${limit / 1e6:,.2f}{short})"
         )
-        alert = self._budget_alert(
+        return self._budget_alert(
             b,
             kind="exhausted",
             text=text,
             time=now,
             threshold=1.0,
-            spent_micros=used,
+            spent_micros=spent,
+            reserved_micros=reserved,
             details={"action": action},
         )
-        self._send(alert, rules)
+
+    def exhausted(self, b: BudgetLine, spent_micros: int, action: str) -> None:
+        """An exhausted budget (`policies.budgets.exhausted` on its settled spend
+        `spent_micros`) just refused (`action="refused"`) or downgraded a request: fire its
+        `1.0` alert, after any lower threshold not sent yet (once per window across replicas).
+        Schedules the work; returns at once."""
+        rules = [i for i, r in enumerate(self.rules) if r.watches(b.label) and 1.0 in r.at]
+        if not rules or dedupe_key(b.key, 1.0) in self._claimed:
+            return
+        self._spawn(self._exhausted(b, spent_micros, action))
+
+    async def _exhausted(self, b: BudgetLine, spent: int, action: str) -> None:
+        await self._check_line(b, spent, 0, self.clock(), action, forecasts=False)
 
     # -- routing health ------------------------------------------------------------------------
 

@@ -120,11 +120,19 @@ class _PassThrough:
         self._native = native
         self._body = body
 
+    def _sent(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The client's body, with `max_tokens` lowered where a budget lowered it (`body` is
+        the OpenAI one the budget gate saw)."""
+        cap = body.get("max_tokens")
+        if isinstance(cap, int) and cap < self._body.get("max_tokens", cap + 1):
+            return self._body | {"max_tokens": cap}
+        return self._body
+
     async def complete(self, body: dict[str, Any]) -> Reply:
-        return await self._native.complete(self._body)
+        return await self._native.complete(self._sent(body))
 
     async def stream(self, body: dict[str, Any], strip_usage: bool = False) -> Stream | Reply:
-        opened = await self._native.stream(self._body)
+        opened = await self._native.stream(self._sent(body))
         if isinstance(opened, Reply):
             return opened
         return _WireStream(opened, lambda chunk: chunk, lambda: b"", _error_event)

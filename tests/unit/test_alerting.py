@@ -30,6 +30,10 @@ def test_reached_reports_every_threshold_at_or_below_the_spend() -> None:
     assert reached(85_000_000, LIMIT, at) == [0.5, 0.8]
     assert reached(LIMIT, LIMIT, at) == [0.5, 0.8, 1.0]
     assert reached(10, 0, at) == []
+    # exhausted a little short of the limit: what is left cannot pay for a minimal request
+    assert reached(LIMIT - 999, LIMIT, at, floor_micros=1000) == [0.5, 0.8, 1.0]
+    assert reached(LIMIT - 1000, LIMIT, at, floor_micros=1000) == [0.5, 0.8]
+    assert reached(LIMIT - 999, LIMIT, [0.5, 0.8], floor_micros=1000) == [0.5, 0.8]
     assert dedupe_key("global-day|all|2026-11-22", 0.8) == "alert|global-day|all|2026-11-22|0.8"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from policies import Decision, Policy, decide, parse_policy
 from router.budgeting import BudgetGate
-from router.errors import BudgetExhausted, LedgerDown
+from router.errors import BudgetExhausted, BudgetInsufficient, LedgerDown
 from router.ledger import LedgerUnavailable, Line, LineState, MemoryLedger, Refused
 from router.upstream import Usage
 
@@ -195,3 +195,146 @@ async def test_accounting_is_batched_and_flushed() -> None:
     await gate.flush_accounting()
     equivalent = Line("_frontier_equivalent|all|2026-11", 2**62, ts(2026, 12, 2))
     assert (await ledger.state([equivalent], clock()))[0].spent_micros == 6000
+
+
+# -- exhausted vs insufficient, and fit_max_tokens (issue 14, item 4) ----------------------------
+# Prices are 1000 micro-USD a token in and out; `body()` has a prompt bound of 51 tokens, and a
+# minimal request (49 prompt tokens + `min_max_tokens` 16) costs 65_000 micro-USD.
+
+
+def asking(max_tokens: int | None = None, **extra: Any) -> dict[str, Any]:
+    b = body() | extra
+    if max_tokens is None:
+        del b["max_tokens"]
+    else:
+        b["max_tokens"] = max_tokens
+    return b
+
+
+async def test_a_request_bigger_than_what_is_left_is_insufficient_not_exhausted() -> None:
+    p = policy(limit_usd=0.1)
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    with pytest.raises(BudgetInsufficient) as caught:
+        await gate.admit("r1", hard(p), None, None, asking(100))
+    error = caught.value
+    assert isinstance(error, BudgetExhausted) and error.status == 429  # same HTTP as before
+    assert error.code == "budget_insufficient" and error.type == "budget_exceeded"
+    assert error.message.startswith(
+        "request needs up to $0.151, $0.10 left of budget 'global-day' (all, window 2026-11-22;"
+    )
+    assert "lower max_tokens" in error.message and "exhausted" not in error.message
+    # a smaller request still fits: the budget was never exhausted
+    assert (await gate.admit("r2", hard(p), None, None, asking(10))).decision.tier == "frontier"
+
+
+async def test_exhausted_only_when_what_is_left_cannot_pay_a_minimal_request() -> None:
+    p = policy(limit_usd=0.1)
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    a = await gate.admit("r1", hard(p), None, None, asking(10))  # 61_000
+    await gate.settle("r1", a, a.reserved_micros, 0)
+    with pytest.raises(BudgetExhausted) as caught:  # 39_000 left < 65_000
+        await gate.admit("r2", hard(p), None, None, asking(1))
+    assert type(caught.value) is BudgetExhausted and caught.value.code == "budget_exhausted"
+    assert "is exhausted: spent $0.0610 of $0.10" in caught.value.message
+
+
+async def test_cheap_only_says_why_it_downgraded() -> None:
+    p = policy(limit_usd=0.1, on_exhausted="cheap_only")
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    big = await gate.admit("r1", hard(p), None, None, asking(100))
+    assert (big.decision.tier, big.decision.reason) == ("cheap", "budget_insufficient:global-day")
+    a = await gate.admit("r2", hard(p), None, None, asking(10))
+    assert a.decision.tier == "frontier"
+    await gate.settle("r2", a, a.reserved_micros, 0)
+    late = await gate.admit("r3", hard(p), None, None, asking(1))
+    assert (late.decision.tier, late.decision.reason) == ("cheap", "budget_exhausted:global-day")
+
+
+async def test_fit_max_tokens_lowers_max_tokens_to_what_is_left() -> None:
+    p = policy(limit_usd=0.1, fit_max_tokens=True)
+    ledger = MemoryLedger()
+    gate = BudgetGate(p, ledger, Clock(ts(2026, 11, 22, 12)))
+    request = asking(100)
+    a = await gate.admit("r1", hard(p), None, None, request)
+    assert a.decision.tier == "frontier" and a.decision.reason == "difficulty>=threshold"
+    assert request["max_tokens"] == a.max_tokens == 49  # (100_000 - 51 * 1000) / 1000
+    assert a.headers() == {"x-tierwise-max-tokens": "49"}
+    assert a.reserved_micros == 100_000
+    await gate.settle("r1", a, gate.cost(a, Usage(51, 49)), 0)
+    [state] = await ledger.state(a.lines, gate.clock())
+    assert state.spent_micros <= 100_000  # the settled cost stays within the budget
+    with pytest.raises(BudgetExhausted):
+        await gate.admit("r2", hard(p), None, None, asking(100))
+    # a request that fits is left alone
+    roomy = BudgetGate(policy(limit_usd=1.0, fit_max_tokens=True), MemoryLedger(), gate.clock)
+    request = asking(100)
+    assert (await roomy.admit("r", hard(p), None, None, request)).max_tokens is None
+    assert request["max_tokens"] == 100 and roomy.policy.budgets[0].min_max_tokens == 16
+
+
+async def test_fit_max_tokens_never_goes_below_min_max_tokens() -> None:
+    p = policy(limit_usd=0.2, fit_max_tokens=True, min_max_tokens=50)
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    a = await gate.admit("r1", hard(p), None, None, asking(49))
+    await gate.settle("r1", a, 100_000, 0)  # 100_000 left: a minimal request (99_000) fits
+    request = asking(100)
+    with pytest.raises(BudgetInsufficient) as caught:  # 49 tokens would fit; the floor is 50
+        await gate.admit("r2", hard(p), None, None, request)
+    assert "fewer than min_max_tokens (50)" in caught.value.message
+    assert request["max_tokens"] == 100  # a refused request's body is not changed
+
+
+async def test_fit_max_tokens_shrinks_max_completion_tokens_and_the_tier_default() -> None:
+    p = policy(limit_usd=1.0, fit_max_tokens=True)
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    modern = asking(None, max_completion_tokens=2000)
+    assert (await gate.admit("r1", hard(p), None, None, modern)).max_tokens == 949
+    assert modern["max_completion_tokens"] == 949 and "max_tokens" not in modern
+    gate = BudgetGate(p, MemoryLedger(), gate.clock)
+    unset = asking(None)  # the tier's default 4096 would not fit either
+    assert (await gate.admit("r2", hard(p), None, None, unset)).max_tokens == 949
+    assert unset["max_tokens"] == 949
+
+
+def two_budgets(key_fits: bool) -> Policy:
+    p = policy(limit_usd=1.0, fit_max_tokens=True)
+    key = {"scope": "key", "window": "day", "limit_usd": 0.1, "fit_max_tokens": key_fits}
+    data = p.model_dump(mode="json", exclude_none=True)
+    data["budgets"].append(key)
+    return parse_policy(data)
+
+
+async def test_fit_max_tokens_fits_every_line_or_refuses_by_the_one_that_cannot() -> None:
+    p = two_budgets(key_fits=True)
+    gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
+    request = asking(None)
+    a = await gate.admit("r1", hard(p), "alice", None, request)
+    assert a.max_tokens == request["max_tokens"] == 49  # the key budget's $0.10 is the bound
+    strict = two_budgets(key_fits=False)
+    gate = BudgetGate(strict, MemoryLedger(), gate.clock)
+    with pytest.raises(BudgetInsufficient) as caught:
+        await gate.admit("r2", hard(strict), "alice", None, asking(None))
+    assert caught.value.budget == "key-day"
+
+
+async def test_fitted_reservations_never_overspend_under_concurrency() -> None:
+    import asyncio
+
+    p = policy(limit_usd=1.0, fit_max_tokens=True)
+    ledger = MemoryLedger()
+    gate = BudgetGate(p, ledger, Clock(ts(2026, 11, 22, 12)))
+
+    async def one(i: int) -> int:
+        try:
+            a = await gate.admit(f"r{i}", hard(p), None, None, asking(300))
+        except BudgetExhausted:
+            return 0
+        await gate.settle(f"r{i}", a, a.reserved_micros, 0)  # the worst case, every time
+        return 1
+
+    admitted = sum(await asyncio.gather(*(one(i) for i in range(40))))
+    [line] = gate._memo.lines_for("frontier", None, None, gate.clock())
+    [state] = await ledger.state([Line(line.key, line.limit_micros, ts(2026, 12, 1))], gate.clock())
+    # two worst cases of 351_000, then one lowered to the 298_000 left, then nothing
+    assert admitted == 3
+    assert (state.spent_micros, state.reserved_micros) == (1_000_000, 0)

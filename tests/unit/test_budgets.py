@@ -11,11 +11,15 @@ import pytest
 
 from policies import Price, parse_policy
 from policies.budgets import (
+    MINIMAL_PROMPT_TOKENS,
     UNLIMITED,
     cost_micros,
+    exhausted,
+    fitting_output_tokens,
     key_label,
     lines_for,
     micros,
+    minimal_request_micros,
     paced_threshold,
     pacing_ratio,
     prompt_token_bound,
@@ -127,6 +131,51 @@ def test_lines_for_each_scope() -> None:
         "key-day|anonymous|2026-11-22",
     ]
     assert cheap[0].limit_micros == UNLIMITED and cheap[0].hard_micros == micros(500)
+
+
+def P(input_per_mtok: float, output_per_mtok: float) -> Price:
+    return Price(input_per_mtok=input_per_mtok, output_per_mtok=output_per_mtok)
+
+
+def test_fitting_output_tokens_is_the_largest_answer_the_money_pays_for() -> None:
+    prices = [P(3.0, 15.0), P(0.05, 0.1), P(1000, 7)]
+    for price, bound, left in itertools.product(prices, [1, 49, 1000], [0, 999, 20_000, 77_777]):
+        n = fitting_output_tokens(price, bound, left)
+        if reservation_micros(price, bound, 0) > left:
+            assert n == -1
+            continue
+        assert reservation_micros(price, bound, n) <= left  # fits, rounding included ...
+        assert reservation_micros(price, bound, n + 1) > left  # ... and one more would not
+    assert fitting_output_tokens(P(1.0, 0.0), 10, 10) == UNLIMITED  # free output: any size
+
+
+def test_exhausted_means_no_room_for_a_minimal_request() -> None:
+    price = Price(input_per_mtok=1000, output_per_mtok=1000)
+    assert MINIMAL_PROMPT_TOKENS == prompt_token_bound([{"role": "user", "content": ""}]) == 49
+    floor = minimal_request_micros(price, 16)
+    assert floor == (49 + 16) * 1000
+    assert exhausted(0, 0) and exhausted(-5, 0)  # spend at (or past) the limit always is
+    assert exhausted(floor - 1, floor) and not exhausted(floor, floor)
+    policy = parse_policy(
+        {
+            "tiers": {
+                "cheap": {"model": "openai/c", "price": "free"},
+                "frontier": {
+                    "model": "openai/f",
+                    "price": {"input_per_mtok": 1000, "output_per_mtok": 1000},
+                },
+            },
+            "budgets": [
+                {"scope": "global", "window": "day", "limit_usd": 1, "min_max_tokens": 100},
+                {"scope": "key", "window": "day", "limit_usd": 1, "on_exhausted": "cheap_only"},
+            ],
+        }
+    )
+    now = ts(2026, 11, 22, 9)
+    frontier = lines_for(policy, "frontier", "alice", None, now)
+    assert [b.floor_micros for b in frontier] == [(49 + 100) * 1000, (49 + 16) * 1000]
+    cheap = lines_for(policy, "cheap", "alice", None, now)
+    assert [b.floor_micros for b in cheap] == [0, 0]  # free tier; cheap_only never refuses it
 
 
 def test_key_labels_are_stable_hashes() -> None:
