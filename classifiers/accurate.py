@@ -52,6 +52,9 @@ Array = npt.NDArray[np.float64]
 FORMAT = "accurate-1"
 ACCURATE_NAME = "accurate.json"
 CUES = 12  # log1p(len) + 11 dense cues
+# the encoder reads at most 256 tokens (a few characters each): cutting the text first spares the
+# tokenizer a 200k-character prompt without changing what the model sees
+ENCODER_CHARS = 4000
 TEXTS = ("stem", "full")
 KINDS = ("ridge", "ensemble")
 
@@ -70,7 +73,7 @@ def cue_row(text: str) -> Array:
 
 def scored_text(text: str, which: str) -> str:
     """What the encoder reads: the question stem (``"stem"``) or the whole text (``"full"``)."""
-    return stem(text) if which == "stem" else text
+    return (stem(text) if which == "stem" else text)[:ENCODER_CHARS]
 
 
 def _pct(values: Sequence[float]) -> Array:
