@@ -113,3 +113,37 @@ def test_the_proxy_serves_the_accurate_scorer(
     expected = scorer.difficulty(scoring_text(MESSAGES))
     assert reply.headers["x-tierwise-difficulty"] == f"{expected:.4f}"
     assert reply.headers["x-tierwise-tier"] == ("frontier" if expected >= 0.5 else "cheap")
+
+
+def test_the_proxy_serves_an_adapted_artifact(
+    start_proxy: StartProxy, fake_upstream: ServerProcess, tmp_path: Path
+) -> None:
+    """`tierwise adapt` output named in `routing.model`: a rule only the labels know ("banana"
+    prompts gain from the strong model) decides the tier."""
+    from tests.unit.test_adapt import STRONG, WEAK, _labels
+
+    labels = _labels(tmp_path / "labels.jsonl")
+    cli = [sys.executable, "-m", "router.cli", "adapt", "--labels", str(labels)]
+    done = subprocess.run(
+        [*cli, "--weak", WEAK, "--strong", STRONG, "--out", str(tmp_path / "adapted")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=guarded_env({"COLUMNS": "200"}),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    adapted = load_scorer(tmp_path / "adapted")
+    policy = write_policy(
+        tmp_path / "policy.yaml", fake_upstream.url, routing={"threshold": 0.5, "model": "adapted"}
+    )
+    proxy = start_proxy(policy)
+    assert httpx.get(f"{proxy.url}/readyz").json()["scorer"] == adapted.name
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
+    seen = {}
+    for prompt in ("Explain taxes and the banana, case 999.", "Explain taxes, case 999."):
+        messages: list[Any] = [{"role": "user", "content": prompt}]
+        reply = client.chat.completions.with_raw_response.create(model="auto", messages=messages)
+        expected = adapted.difficulty(scoring_text(messages))
+        assert reply.headers["x-tierwise-difficulty"] == f"{expected:.4f}"
+        seen[prompt] = expected
+    assert seen["Explain taxes and the banana, case 999."] > seen["Explain taxes, case 999."]
