@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from policies import Policy, PolicyError, default_policy_path, load_policy
+from router.cli_console import PIPE_WIDTH, console, is_terminal
 
 if TYPE_CHECKING:
     from router.scoring import Scoring
@@ -26,8 +26,8 @@ app = typer.Typer(
 policy_app = typer.Typer(help="Check policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 
 def _report_policy_error(exc: PolicyError) -> None:
@@ -80,7 +80,7 @@ def serve(
 
     from router.auth import AccessConfigError
     from router.scoring import load_scoring
-    from router.settings import Settings
+    from router.settings import Settings, log_config
     from router.state import load_settings_policy
 
     overrides = {
@@ -143,6 +143,7 @@ def serve(
         log_level=settings.log_level,
         access_log=access_log,
         proxy_headers=proxy_headers,
+        log_config=log_config(settings.log_level),
     )
 
 
@@ -217,7 +218,21 @@ def main() -> None:
     from router import cli_local
 
     cli_local.register(app)
-    app()
+    command = typer.main.get_command(app)
+    if not is_terminal():
+        _plain_help(command)
+        # one line per option and per command, nothing cut to fit an assumed 80 columns
+        command.context_settings.update(terminal_width=PIPE_WIDTH, max_content_width=PIPE_WIDTH)
+    command()
+
+
+def _plain_help(command: Any) -> None:  # a (typer-vendored) click Command
+    """Piped or redirected, `--help` is click's plain text instead of rich panels drawn for an
+    assumed 80-column terminal (which cut option help and command summaries)."""
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
 
 
 if __name__ == "__main__":

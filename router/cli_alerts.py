@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from policies import Policy, PolicyError, load_policy
+from router.cli_console import console
 
 __all__ = ["register"]
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 alerts_app = typer.Typer(help="Budget and routing-health alerts.", no_args_is_help=True)
 

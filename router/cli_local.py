@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from router.cli_console import console
+
 __all__ = ["local_app", "register"]
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = console()
+err = console(stderr=True)
 
 local_app = typer.Typer(
     help="Run the local model server behind the cheap tier (llama.cpp on CPU, vLLM/SGLang on GPU).",

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from router.cli_console import console
 
 __all__ = ["register"]
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 
 def _get(url: str, path: str, key: str) -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "log_config"]
 
 
 class Settings(BaseSettings):
@@ -32,3 +33,28 @@ class Settings(BaseSettings):
     http_client: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp", description="library for the OpenAI-compatible fast path"
     )
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """The process's logging: uvicorn's own configuration plus the `tierwise` loggers (fallbacks,
+    alerts, the request log, ...) at `level` on stderr, one line per record, never wrapped
+    (`LEVEL: tierwise: message`; `TIERWISE_LOG_LEVEL` / `--log-level`)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["tierwise"] = {
+        "()": "uvicorn.logging.DefaultFormatter",
+        "fmt": "%(levelprefix)s %(name)s: %(message)s",
+        "use_colors": None,
+    }
+    config["handlers"]["tierwise"] = {
+        "formatter": "tierwise",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["tierwise"] = {
+        "handlers": ["tierwise"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
