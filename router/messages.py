@@ -24,9 +24,10 @@ from policies import UnknownModel
 from router.anthropic.tokens import estimate_input_tokens
 from router.anthropic.translate import to_openai, validate
 from router.anthropic.upstream import AnthropicUpstream
+from router.anthropic.validate import validate_count_tokens
 from router.anthropic.wire import AnthropicWire
 from router.dispatch import decision_headers, dispatch, route
-from router.errors import BadRequest, ProxyError, anthropic_error_response
+from router.errors import ProxyError, anthropic_error_response
 from router.relay import RelayResponse
 from router.requests import parse_json, read_body
 
@@ -52,7 +53,7 @@ class MessagesApi:
         headers = {"x-tierwise-request-id": rid}
         try:
             caller = state.keys.check(request.headers)
-            body = validate(parse_json(await read_body(request, state.settings.max_body_bytes)))
+            body = validate(parse_json(await read_body(request, state.settings)))
             chat = to_openai(body)
             text = scoring_text(body["messages"], body.get("system"))
             wire = AnthropicWire(body, self.natives, estimate_input_tokens(body))
@@ -73,11 +74,8 @@ class MessagesApi:
         state: ProxyState = request.app.state.proxy
         try:
             state.keys.check(request.headers)
-            body = parse_json(await read_body(request, state.settings.max_body_bytes))
-            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                raise BadRequest("messages: Field required (a list)")
-            if not isinstance(body.get("model"), str):
-                raise BadRequest("model: Field required (a string)")
+            raw = await read_body(request, state.settings)
+            body = validate_count_tokens(parse_json(raw))
             return JSONResponse({"input_tokens": estimate_input_tokens(body)})
         except Exception as exc:
             if not isinstance(exc, ProxyError):

@@ -33,14 +33,20 @@ def _size(content: Any) -> tuple[int, int]:
         elif kind == "tool_result":
             inner, inner_images = _size(block.get("content"))
             size, images = size + inner, images + inner_images
+        elif kind == "document":
+            source = block.get("source")
+            if isinstance(source, dict) and source.get("type") in ("text", "content"):
+                inner, inner_images = _size(source.get("data") or source.get("content"))
+                size, images = size + inner, images + inner_images
     return size, images
 
 
 def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     """About one token per 4 UTF-8 bytes of text (system, message text, tool inputs and results,
-    and the JSON of tool definitions), plus 4 tokens per message and 1600 per image. English
-    text averages ~4 bytes per token in the Claude, GPT and Llama tokenizers; the figure is an
-    estimate (tierwise has no Anthropic tokenizer), not the count the provider will bill."""
+    text documents, and the JSON of tool definitions; PDFs are not counted), plus 4 tokens per
+    message and 1600 per image. English text averages ~4 bytes per token in the Claude, GPT and
+    Llama tokenizers; the figure is an estimate (tierwise has no Anthropic tokenizer), not the
+    count the provider will bill."""
     size, images = _size(body.get("system"))
     messages = body.get("messages") or []
     for message in messages:

@@ -1,12 +1,14 @@
 """Pure translation between Anthropic's Messages API and OpenAI's chat completions.
 
-`to_openai(body)` turns a validated Messages request into a chat-completions body;
-`to_anthropic(payload, model)` turns a chat-completions answer into a Messages answer.
-No I/O here.
+`to_openai(body)` turns a Messages request that passed `validate` (`router.anthropic.validate`,
+re-exported here) into a chat-completions body; `to_anthropic(payload, model)` turns a
+chat-completions answer into a Messages answer. No I/O here.
 
 What cannot map exactly: OpenAI does not say which stop sequence ended a completion, so a stop
-always reads `end_turn` (`stop_sequence: null`); `thinking` blocks and server tools are not sent to
-OpenAI-compatible tiers (server tools are refused with a 400).
+always reads `end_turn` (`stop_sequence: null`); `thinking` / `redacted_thinking` blocks are not
+sent to OpenAI-compatible tiers; a `tool` message carries text only, so the images and documents
+of a `tool_result` follow in the user message after it. What cannot map at all (server tools,
+`file` sources, `url` documents, other block types) `validate` refuses with a 400.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from router.errors import BadRequest
+from router.anthropic.validate import validate
 
 __all__ = [
     "STOP_REASONS",
@@ -43,30 +45,6 @@ def message_id() -> str:
     return f"msg_{uuid.uuid4().hex[:24]}"
 
 
-def validate(body: Any) -> dict[str, Any]:
-    """Check the fields the Messages API requires; 400 naming the field otherwise."""
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest('model: Field required (a string, e.g. "auto")')
-    max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise BadRequest("max_tokens: Field required (a positive integer)")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages: Field required (a non-empty list)")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise BadRequest(f"messages.{i}.role: must be 'user' or 'assistant'")
-        content = message.get("content")
-        if not isinstance(content, str | list):
-            raise BadRequest(f"messages.{i}.content: must be a string or a list of blocks")
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise BadRequest("stream: must be a boolean")
-    return body
-
-
 # -- request: Anthropic -> OpenAI -----------------------------------------------------------------
 
 
@@ -81,34 +59,74 @@ def _text_of(content: Any) -> str:
 
 
 def _image(block: Mapping[str, Any]) -> dict[str, Any]:
-    source = block.get("source") or {}
-    if source.get("type") == "base64":
-        url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
-    elif source.get("type") == "url":
-        url = str(source.get("url", ""))
+    source = block["source"]  # validated: a base64 or url source
+    if source["type"] == "base64":
+        url = f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
     else:
-        raise BadRequest(f"image source type {source.get('type')!r} is not supported here")
+        url = source["url"]
     return {"type": "image_url", "image_url": {"url": url}}
 
 
+def _document(block: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A document as chat parts: its title and context, then its text (a `text` or `content`
+    source) or the PDF as a `file` part with a `data:` URL (a `base64` source)."""
+    source = block["source"]  # validated: base64 (PDF), text or content
+    heading = [str(block[key]) for key in ("title", "context") if block.get(key)]
+    if source["type"] == "base64":
+        pdf = {
+            "filename": block.get("title") or "document.pdf",
+            "file_data": f"data:application/pdf;base64,{source['data']}",
+        }
+        parts = [{"type": "text", "text": "\n\n".join(heading)}] if heading else []
+        return [*parts, {"type": "file", "file": pdf}]
+    if source["type"] == "text":
+        return [{"type": "text", "text": "\n\n".join([*heading, source["data"]])}]
+    content = source["content"]
+    if isinstance(content, str):
+        return [{"type": "text", "text": "\n\n".join([*heading, content])}]
+    parts = [{"type": "text", "text": "\n\n".join(heading)}] if heading else []
+    return [*parts, *_parts(content)]
+
+
+def _parts(blocks: list[Any]) -> list[dict[str, Any]]:
+    """Chat content parts for text, image and document blocks (others are not parts)."""
+    parts: list[dict[str, Any]] = []
+    for block in blocks:
+        kind = block["type"]
+        if kind == "text":
+            parts.append({"type": "text", "text": block["text"]})
+        elif kind == "image":
+            parts.append(_image(block))
+        elif kind == "document":
+            parts.extend(_document(block))
+    return parts
+
+
+_ATTACHED = "[the non-text part of this result follows in the next user message]"
+
+
 def _tool_result(block: Mapping[str, Any]) -> dict[str, Any]:
-    text = _text_of(block.get("content"))
+    content = block.get("content")
+    text = _text_of(content)
+    if not text and isinstance(content, list) and _parts(content):
+        text = _ATTACHED
     if block.get("is_error"):
         text = f"[tool error] {text}"
-    return {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": text}
+    return {"role": "tool", "tool_call_id": block["tool_use_id"], "content": text}
 
 
 def _user(content: list[Any]) -> list[dict[str, Any]]:
     """Tool results first (as `tool` messages, which must follow the assistant's calls), then
-    the rest of the turn as one user message."""
-    out = [_tool_result(b) for b in content if b.get("type") == "tool_result"]
+    the rest of the turn as one user message: the images and documents inside tool results
+    (a `tool` message carries text only), then the turn's own text, images and documents."""
+    results = [b for b in content if b["type"] == "tool_result"]
+    out = [_tool_result(b) for b in results]
     parts: list[dict[str, Any]] = []
-    for block in content:
-        kind = block.get("type")
-        if kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
-        elif kind == "image":
-            parts.append(_image(block))
+    for result in results:
+        inner = result.get("content")
+        if isinstance(inner, list):
+            parts.extend(p for p in _parts(inner) if p["type"] != "text")
+    parts.extend(_parts(content))
     if parts:
         if all(p["type"] == "text" for p in parts):
             out.append({"role": "user", "content": "\n\n".join(p["text"] for p in parts)})
@@ -121,12 +139,12 @@ def _assistant(content: list[Any]) -> dict[str, Any]:
     text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
     calls = [
         {
-            "id": b.get("id", ""),
+            "id": b["id"],
             "type": "function",
-            "function": {"name": b.get("name", ""), "arguments": json.dumps(b.get("input") or {})},
+            "function": {"name": b["name"], "arguments": json.dumps(b["input"])},
         }
         for b in content
-        if b.get("type") == "tool_use"
+        if b["type"] == "tool_use"
     ]
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
     if calls:
@@ -146,18 +164,16 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
         if isinstance(content, str):
             out.append({"role": role, "content": content})
         elif role == "user":
-            out.extend(_user([b for b in content if isinstance(b, dict)]))
+            out.extend(_user(content))
         else:
-            out.append(_assistant([b for b in content if isinstance(b, dict)]))
+            out.append(_assistant(content))
     return out
 
 
 def _tools(tools: list[Any]) -> list[dict[str, Any]]:
     out = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or "input_schema" not in tool:
-            raise BadRequest(f"tools.{i}: only custom tools (with input_schema) can be routed")
-        function = {"name": tool.get("name", ""), "parameters": tool["input_schema"]}
+    for tool in tools:  # validated: custom tools, each with a name and an input_schema
+        function = {"name": tool["name"], "parameters": tool["input_schema"]}
         if tool.get("description"):
             function["description"] = tool["description"]
         out.append({"type": "function", "function": function})
@@ -165,11 +181,9 @@ def _tools(tools: list[Any]) -> list[dict[str, Any]]:
 
 
 def _tool_choice(choice: Mapping[str, Any]) -> Any:
-    kind = choice.get("type")
+    kind = choice["type"]  # validated: auto, any, tool (with a name) or none
     if kind == "tool":
-        return {"type": "function", "function": {"name": choice.get("name", "")}}
-    if kind not in _TOOL_CHOICE:
-        raise BadRequest(f"tool_choice.type: unknown value {kind!r}")
+        return {"type": "function", "function": {"name": choice["name"]}}
     return _TOOL_CHOICE[kind]
 
 
