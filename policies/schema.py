@@ -109,8 +109,10 @@ class Tier(_Strict):
     max_output_tokens: int = Field(
         default=4096,
         gt=0,
-        description="worst-case output used to reserve budget when a request sets no max_tokens "
-        "(tierwise then sends this cap upstream so the reservation holds)",
+        description="output cap for requests that set no max_tokens: on a `local: true` tier it "
+        "is always sent upstream as max_tokens (a small model must not run to its context "
+        "length); on any tier it is the worst case reserved against budgets (and then sent "
+        "upstream so the reservation holds). A client's own max_tokens is never lowered",
     )
 
     @model_validator(mode="after")
@@ -162,7 +164,8 @@ class Routing(_Strict):
     """How `auto` picks a tier: a fixed threshold, or a target frontier share.
 
     `fallback`: when the chosen tier fails (connection, 5xx, timeout, open breaker) or, for
-    `auto` requests, is saturated, try the other tier (budget and privacy permitting).
+    `auto` requests, is saturated, try the other tier (budget and privacy permitting). Pinned
+    requests fall back only with `fallback_pinned: true`.
     `escalate`: a non-streamed cheap answer that fails a cheap check (empty, a refusal, invalid
     JSON when `response_format` asks for JSON) is retried once on the frontier.
 
@@ -184,6 +187,12 @@ class Routing(_Strict):
         description="extra model names: alias -> 'auto' or a tier name",
     )
     fallback: bool = True
+    fallback_pinned: bool = Field(
+        default=False,
+        description="let `fallback` apply to pinned requests too (model = a tier name or an "
+        "alias of one); off: a pinned request is answered by its tier or fails, never "
+        "silently by another tier",
+    )
     escalate: bool = False
     breaker: Breaker = Breaker()
     scorer: Literal["fast", "accurate"] = "fast"

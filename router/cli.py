@@ -124,12 +124,10 @@ def serve(
                     f"[yellow]note:[/] alerts.{i}.sink takes header {header} from {var}, which is "
                     "not set; alerts to that sink will fail (and be logged) until it is."
                 )
-    for name, tier in loaded.tiers.items():
-        if tier.api_key_env and not os.environ.get(tier.api_key_env):
-            err.print(
-                f"[yellow]note:[/] tier {name!r} reads its key from {tier.api_key_env}, which is "
-                "not set; requests routed there will fail with 502 until it is."
-            )
+    from router.upstreams import missing_key_notes
+
+    for note in missing_key_notes(loaded):
+        err.print(f"[yellow]note:[/] {note}.", markup=True, highlight=False)
     err.print(
         f"tierwise: policy {source}, scorer {_scorer_origin(scoring)}, "
         f"listening on http://{settings.host}:{settings.port}/v1"
@@ -198,6 +196,10 @@ def policy_check(
         f"{len(loaded.budgets)} budget(s), {len(loaded.alerts)} alert rule(s); "
         f"access {'OPEN' if loaded.access.open else 'keys from ' + str(loaded.access.keys_env)}"
     )
+    from router.upstreams import missing_key_notes  # a note, not an error: set where it runs
+
+    for note in missing_key_notes(loaded):
+        out.print(f"[yellow]note:[/] {note}.", highlight=False)
 
 
 @policy_app.command("default")

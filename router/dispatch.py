@@ -2,13 +2,25 @@
 
 For one routed request: reserve its budget, call the tier (retrying 429/5xx with jittered
 backoff when the tier allows `retries`), and, when `routing.fallback` is on and the tier fails
-(connection refused, 5xx, timeout, an open circuit breaker) or an `auto` request finds it
-saturated, try the other tier once, budget and privacy permitting (a `local_only` request never
-leaves local tiers). Streams can fall back until their first chunk has arrived; after that the
-client has bytes and a failure ends the stream with an error event. With `routing.escalate`, a
-non-streamed cheap answer that fails a cheap check is retried once on the frontier.
+(connection refused, 5xx, timeout, an open circuit breaker, a missing `api_key_env` variable) or
+an `auto` request finds it saturated, try the other tier once, budget and privacy permitting (a
+`local_only` request never leaves local tiers; a pinned request falls back only with
+`routing.fallback_pinned`). Each fallback is logged at WARNING with its cause, which the answer's
+`x-tierwise-fallback` carries too (`cheap:error;cause=HTTP 500`). Streams can fall back until
+their first chunk has arrived; after that the client has bytes and a failure ends the stream with
+an error event. With `routing.escalate`, a non-streamed cheap answer that fails a cheap check is
+retried once on the frontier.
 
-Every attempt is settled (or released) and logged by `Call.finish`, in the background.
+Budgets: an `auto` request that a frontier budget refuses (`on_exhausted: reject`) goes to the
+cheap tier when the cheap tier's budgets have room; `reject` answers 429 only when no tier the
+request may use can take it. Pinned requests are refused by their tier's budget.
+
+A local tier's `max_output_tokens` is sent upstream as `max_tokens` when the client set none.
+
+Every attempt is settled (or released) by `Call.finish`, in the background, and every request
+gets one request-log record with the status its client saw and a reason: the routing reason when
+it was answered, else why not (`budget_exhausted:<budget>`, `ledger_unavailable`,
+`failed:<tier>:<why>,...`, `client_disconnected`, `internal_error`).
 
 A request that arrived in another wire format (Anthropic's Messages API) carries a `Wire` on
 `Routed`: it supplies the `Upstream` to call on each tier (translating, or passing through to a
@@ -25,7 +37,7 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import Response
@@ -33,7 +45,7 @@ from starlette.responses import Response
 from policies import Decision, decide
 from router.auth import Caller
 from router.budgeting import Admission
-from router.errors import ProxyError, UpstreamError, UpstreamTimeout
+from router.errors import BudgetExhausted, ProxyError, UpstreamError, UpstreamTimeout
 from router.ledger import RequestRecord
 from router.relay import RelayResponse
 from router.upstream import Reply, Stream, Upstream, Usage
@@ -46,6 +58,7 @@ __all__ = ["Call", "Routed", "Wire", "decision_headers", "dispatch", "route"]
 log = logging.getLogger("tierwise")
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_UNSAFE = re.compile(r'[^\x20-\x7e]|[,;"]')  # kept out of a header entry's cause
 _REFUSAL = re.compile(
     r"^\s*(i'?m sorry|i am sorry|i cannot|i can'?t|i'?m unable|i am unable|as an ai)", re.I
 )
@@ -90,6 +103,7 @@ class Routed:
     prompt: str | None
     local_only: bool
     wire: Wire | None = None
+    pinned: bool = False  # the client named a tier (or an alias of one)
 
 
 _TRUE = ("1", "true", "yes")
@@ -116,19 +130,59 @@ async def route(
         difficulty = scoring.scorer.difficulty(text)
     local_only = headers.get("x-tierwise-local-only", "").lower() in _TRUE
     decision = decide(state.policy, body["model"], difficulty, scoring.threshold)
-    if local_only and not state.policy.tiers[decision.tier].local:
-        decision = state.gate.local_only(decision)
-    decision = await state.gate.adjust(decision, caller.label, caller.team)
     prompt = text if state.policy.logging.prompts else None
     stream = bool(body.get("stream"))
-    return Routed(
+    r = Routed(
         state, rid, arrived, started, caller, body, decision, stream, prompt, local_only, wire
     )
+    r.pinned = decision.reason == "pinned"
+    if local_only and not state.policy.tiers[decision.tier].local:
+        try:
+            decision = state.gate.local_only(decision)
+        except ProxyError as exc:
+            _record(r, decision, exc.status, f"refused:{exc.code}")
+            raise
+    r.decision = await state.gate.adjust(decision, caller.label, caller.team)
+    return r
 
 
 def _upstream(r: Routed, tier: str) -> Upstream:
     upstream = r.state.upstreams[tier]
     return upstream if r.wire is None else r.wire.upstream(tier, upstream)
+
+
+def _record(
+    r: Routed,
+    d: Decision,
+    status: int,
+    reason: str,
+    usage: Usage | None = None,
+    cost: int = 0,
+    equivalent: int = 0,
+    request_id: str | None = None,
+) -> None:
+    """Append the request's record to the request log (never blocks, never raises)."""
+    r.state.store.requests.append(
+        RequestRecord(
+            request_id=request_id or r.rid,
+            time=r.arrived,
+            caller=r.caller.label,
+            team=r.caller.team,
+            tier=d.tier,
+            model=d.model,
+            difficulty=d.difficulty,
+            threshold=d.threshold,
+            reason=reason,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            cost_micros=cost,
+            counterfactual_micros=equivalent,
+            latency_ms=(time.perf_counter() - r.started) * 1000,
+            status=status,
+            stream=r.stream,
+            prompt=r.prompt,
+        )
+    )
 
 
 @dataclass(slots=True)
@@ -140,12 +194,21 @@ class Call:
     decision: Decision
     admission: Admission
     finished: bool = False
+    log_id: str | None = None  # its own request-log id (an escalation); None: the request's
 
     def __post_init__(self) -> None:
         self.routed.state.health.inflight[self.decision.tier] += 1
 
-    def finish(self, status: int, usage: Usage | None, ok: bool) -> int:
-        """Settle (or release) in the background and log the attempt; returns its cost."""
+    def finish(
+        self,
+        status: int,
+        usage: Usage | None,
+        ok: bool,
+        record: bool = True,
+        reason: str | None = None,
+    ) -> int:
+        """Settle (or release) in the background and, with `record`, write the request's
+        record (`reason`, default the decision's); returns the call's cost."""
         if self.finished:
             return 0
         self.finished = True
@@ -159,27 +222,8 @@ class Call:
         else:
             state.background(gate.release(self.rid, self.admission))
         state.alerts.observed(d.tier, d.reason, d.difficulty, status)
-        state.store.requests.append(
-            RequestRecord(
-                request_id=self.rid,
-                time=r.arrived,
-                caller=r.caller.label,
-                team=r.caller.team,
-                tier=d.tier,
-                model=d.model,
-                difficulty=d.difficulty,
-                threshold=d.threshold,
-                reason=d.reason,
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
-                cost_micros=cost,
-                counterfactual_micros=equivalent,
-                latency_ms=(time.perf_counter() - r.started) * 1000,
-                status=status,
-                stream=r.stream,
-                prompt=r.prompt,
-            )
-        )
+        if record:
+            _record(r, d, status, reason or d.reason, usage, cost, equivalent, self.log_id)
         return cost
 
 
@@ -192,7 +236,7 @@ class _Retryable(Exception):
 
 def _other(r: Routed, tier: str) -> str | None:
     routing = r.state.policy.routing
-    if not routing.fallback:
+    if not routing.fallback or (r.pinned and not routing.fallback_pinned):
         return None
     other = routing.frontier_tier if tier == routing.cheap_tier else routing.cheap_tier
     if other == tier or (r.local_only and not r.state.policy.tiers[other].local):
@@ -205,55 +249,191 @@ def _switch(r: Routed, decision: Decision, tier: str, reason: str) -> Decision:
     return dataclasses.replace(decision, tier=tier, model=model, reason=reason)
 
 
+def _no_fallback(r: Routed, tier: str) -> str:
+    """Why a failure on `tier` is not retried on another tier (for the log)."""
+    routing = r.state.policy.routing
+    if not routing.fallback:
+        return "routing.fallback is off"
+    if r.pinned and not routing.fallback_pinned:
+        return f"the request is pinned to {tier} and routing.fallback_pinned is off"
+    if r.local_only:
+        return "the request is local-only"
+    return "no other tier to try"
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What `dispatch` has tried so far, for the fallback header, the log and the record."""
+
+    decision: Decision
+    tried: list[tuple[str, str, str]] = field(default_factory=list)  # (tier, why, cause)
+
+    def add(self, r: Routed, tier: str, why: str, cause: str, then: str | None) -> None:
+        self.tried.append((tier, why, cause))
+        if then is not None:
+            log.warning(
+                "request %s: tier %s %s (%s); falling back to %s", r.rid, tier, why, cause, then
+            )
+        else:
+            nothing = "the fallback failed too" if len(self.tried) > 1 else _no_fallback(r, tier)
+            log.warning("request %s: tier %s %s (%s); %s", r.rid, tier, why, cause, nothing)
+
+    def header(self) -> str:
+        """`x-tierwise-fallback`: `tier:why` entries, comma-separated as before, each now with
+        `;cause=` text (ASCII, no commas, semicolons or quotes, at most 200 characters)."""
+        entries = []
+        for tier, why, cause in self.tried:
+            text = _UNSAFE.sub(" ", cause).strip()[:200]
+            entries.append(f"{tier}:{why};cause={text}" if text else f"{tier}:{why}")
+        return ",".join(entries)
+
+    def failed(self) -> str:
+        return "failed:" + ",".join(f"{tier}:{why}" for tier, why, _ in self.tried)
+
+
+def _cause(exc: Exception) -> str:
+    """The detail of an upstream failure, without the `upstream for tier ... failed:` prefix."""
+    if isinstance(exc, _Retryable):
+        return f"HTTP {exc.reply.status}"
+    message = exc.message if isinstance(exc, ProxyError) else str(exc)
+    tier = getattr(exc, "tier", None)
+    return message.removeprefix(f"upstream for tier {tier!r} failed: ")
+
+
+def _name_the_key(r: Routed, exc: Exception) -> None:
+    """An upstream that refused tierwise's credentials: say which variable holds them."""
+    if not isinstance(exc, UpstreamError) or exc.upstream_status not in (401, 403):
+        return
+    tier = r.state.policy.tiers.get(exc.tier)
+    env = tier.api_key_env if tier is not None else None
+    if env is None:
+        exc.message += f" (tiers.{exc.tier} has no api_key_env; set one if it needs a key)"
+    elif env not in exc.message:
+        exc.message += f" (the key is read from {env}, tiers.{exc.tier}.api_key_env)"
+
+
+def _cap_output(r: Routed, tier: str) -> bool:
+    """A local tier's `max_output_tokens` as `max_tokens` when the client set none; True when
+    it was added (taken out again before another tier is tried)."""
+    config = r.state.policy.tiers[tier]
+    body = r.body
+    if not config.local or body.get("max_tokens") is not None:
+        return False
+    if body.get("max_completion_tokens") is not None:
+        return False
+    body["max_tokens"] = config.max_output_tokens
+    return True
+
+
+async def _admit(r: Routed, rid: str, decision: Decision, first: bool) -> Admission:
+    """Reserve `decision`'s budget. On the `first` attempt, an `auto` request that a budget
+    refuses on another tier goes to the cheap tier when that one has room; pinned requests
+    (and fallbacks, which come from the cheap tier or have a failure to report) are not moved."""
+    gate = r.state.gate
+    try:
+        return await gate.admit(rid, decision, r.caller.label, r.caller.team, r.body)
+    except BudgetExhausted as exc:
+        cheap = r.state.policy.routing.cheap_tier
+        if r.pinned or not first or decision.tier == cheap:
+            raise
+        log.info("request %s: %s; trying the %s tier", r.rid, exc.message, cheap)
+        moved = _switch(r, decision, cheap, f"{exc.code}:{exc.budget}")
+        return await gate.admit(rid, moved, r.caller.label, r.caller.team, r.body)
+
+
+def _refusal_reason(exc: BaseException, outcome: _Outcome) -> str:
+    if isinstance(exc, UpstreamError | UpstreamTimeout) and outcome.tried:
+        return outcome.failed()
+    budget = getattr(exc, "budget", None)
+    if isinstance(exc, ProxyError):
+        return f"{exc.code}:{budget}" if isinstance(budget, str) else exc.code
+    return "internal_error"
+
+
 async def dispatch(r: Routed) -> Response | RelayResponse:
-    """Serve a routed request; raises the last `ProxyError` when no tier could answer."""
+    """Serve a routed request; raises the last `ProxyError` when no tier could answer. A
+    request that is not answered gets its request-log record here."""
+    outcome = _Outcome(r.decision)
+    try:
+        return await _dispatch(r, outcome)
+    except asyncio.CancelledError:
+        _record(r, outcome.decision, 499, "client_disconnected")
+        raise
+    except Exception as exc:
+        status = exc.status if isinstance(exc, ProxyError) else 500
+        _record(r, outcome.decision, status, _refusal_reason(exc, outcome))
+        raise
+
+
+async def _dispatch(r: Routed, outcome: _Outcome) -> Response | RelayResponse:
     state = r.state
     decision = r.decision
-    tried: list[str] = []
     failure: Exception | None = None
     for attempt in range(2):
         tier = decision.tier
+        outcome.decision = decision
         fallback = _other(r, tier) if attempt == 0 else None
-        skip = None
-        if fallback is not None and decision.reason != "pinned" and state.health.saturated(tier):
-            skip = "saturated"
+        skip = cause = None
+        saturation = state.health.saturation(tier) if fallback and not r.pinned else None
+        if tier in state.unconfigured:
+            skip, cause = "error", state.unconfigured[tier]
+            failure = UpstreamError(tier, cause)
+        elif saturation is not None:
+            skip, cause = "saturated", saturation
         elif not state.health.allow(tier):
-            skip = "breaker_open"
-            failure = UpstreamError(tier, "circuit breaker open (the tier keeps failing)")
-        if skip is not None:
-            tried.append(f"{tier}:{skip}")
+            skip, cause = "breaker_open", state.health.breaker_cause(tier)
+            failure = UpstreamError(tier, cause)
+        if skip is not None and cause is not None:
+            outcome.add(r, tier, skip, cause, fallback)
             if fallback is None:
                 break
             decision = _switch(r, decision, fallback, f"fallback:{tier}_{skip}")
             continue
         rid = r.rid if attempt == 0 else f"{r.rid}-{attempt}"
-        admission = await state.gate.admit(rid, decision, r.caller.label, r.caller.team, r.body)
+        try:
+            admission = await _admit(r, rid, decision, attempt == 0)
+        except ProxyError as exc:  # a budget or the ledger refuses the fallback: report the cause
+            if failure is None:
+                raise
+            outcome.add(r, tier, exc.code, exc.message, None)
+            break
         call = Call(r, rid, admission.decision, admission)
+        outcome.decision = call.decision
+        if attempt == 0 and call.decision.tier != tier:  # a budget moved it to another tier
+            fallback = _other(r, call.decision.tier)
+        capped = _cap_output(r, call.decision.tier)
         headers = decision_headers(call.decision, r.rid) | admission.headers()
-        if tried:
-            headers["x-tierwise-fallback"] = ",".join(tried)
+        if outcome.tried:
+            headers["x-tierwise-fallback"] = outcome.header()
         try:
             return await _serve(call, headers)
         except (UpstreamError, UpstreamTimeout, _Retryable) as exc:
-            state.health.failure(call.decision.tier)
+            if capped:
+                r.body.pop("max_tokens", None)
+            _name_the_key(r, exc)
+            cause = _cause(exc)
+            state.health.failure(call.decision.tier, cause)
             status = exc.reply.status if isinstance(exc, _Retryable) else exc.status
-            call.finish(status, None, ok=False)
-            if isinstance(exc, _Retryable) and fallback is None:
-                return Response(exc.reply.body, exc.reply.status, headers, "application/json")
-            failure = exc
             why = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
-            tried.append(f"{call.decision.tier}:{why}")
+            if isinstance(exc, _Retryable) and fallback is None:
+                outcome.add(r, call.decision.tier, f"http_{status}", cause, None)
+                call.finish(status, None, ok=False, reason=outcome.failed())
+                return Response(exc.reply.body, exc.reply.status, headers, "application/json")
+            call.finish(status, None, ok=False, record=False)
+            failure = exc
+            outcome.add(r, call.decision.tier, why, cause, fallback)
             if fallback is None:
                 break
-            decision = _switch(r, decision, fallback, f"fallback:{call.decision.tier}_{why}")
+            decision = _switch(r, call.decision, fallback, f"fallback:{call.decision.tier}_{why}")
         except BaseException:  # anything else: free the reservation and the slot, then report
-            call.finish(500, None, ok=False)
+            call.finish(500, None, ok=False, record=False)
             raise
     assert failure is not None
     if isinstance(failure, _Retryable):
         failure = UpstreamError(decision.tier, f"HTTP {failure.reply.status}")
-    if len(tried) > 1 and isinstance(failure, ProxyError):
-        failure.message += f" (tried: {', '.join(tried)})"
+    if len(outcome.tried) > 1 and isinstance(failure, ProxyError):
+        tried = ", ".join(f"{tier}:{why}" for tier, why, _ in outcome.tried)
+        failure.message += f" (tried: {tried})"
     raise failure
 
 
@@ -349,7 +529,7 @@ async def _escalate(call: Call, check: str) -> Response | None:
     if admission.decision.tier != frontier:  # a budget sent it back to cheap: keep what we have
         await r.state.gate.release(rid, admission)
         return None
-    second = Call(r, rid, admission.decision, admission)
+    second = Call(r, rid, admission.decision, admission, log_id=rid)
     headers = decision_headers(second.decision, r.rid) | admission.headers()
     headers["x-tierwise-escalated-from"] = call.decision.tier
     upstream = _upstream(r, frontier)
@@ -407,9 +587,14 @@ async def _stream(
     def done(completed: bool) -> None:
         # a client that hangs up still pays for what the upstream produced (the reservation,
         # when the usage never arrived)
-        call.finish(200 if completed else 499, stream.usage, ok=True)
+        broke = relay.error
+        reason = f"stream_failed:{broke.code}" if broke is not None else None
+        if not completed:
+            reason = "client_disconnected"
+        call.finish(200 if completed else 499, stream.usage, ok=True, reason=reason)
 
-    return RelayResponse(stream, headers | _SSE_HEADERS, on_done=done)
+    relay = RelayResponse(stream, headers | _SSE_HEADERS, on_done=done)
+    return relay
 
 
 class _Prefetched:

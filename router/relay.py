@@ -30,8 +30,10 @@ class RelayResponse:
         headers: Mapping[str, str],
         on_done: Callable[[bool], None] | None = None,
     ) -> None:
-        """`on_done(completed)` runs once at the end, whether the stream completed or not."""
+        """`on_done(completed)` runs once at the end, whether the stream completed or not;
+        `error` is then the `ProxyError` that ended the stream mid-way, if one did."""
         self._stream = stream
+        self.error: ProxyError | None = None
         self._on_done = on_done
         self._headers = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
             (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
@@ -57,6 +59,7 @@ class RelayResponse:
                 async for chunk in self._stream:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except ProxyError as exc:
+                self.error = exc
                 log.warning("stream failed mid-way: %s", exc.message)
                 event = b"data: " + error_body(exc.status, exc.message, exc.type, exc.code)
                 await send(

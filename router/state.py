@@ -21,7 +21,7 @@ from router.scoring import SCORER_THREADS, Scoring, load_scoring, resolve_thresh
 from router.settings import Settings
 from router.tier_health import TierHealth
 from router.upstream import Upstream
-from router.upstreams import build_upstreams
+from router.upstreams import build_upstreams, missing_key_notes, missing_keys
 
 __all__ = ["ProxyState", "build_state", "load_settings_policy", "resolve_threshold"]
 
@@ -38,6 +38,7 @@ class ProxyState:
     gate: BudgetGate
     alerts: AlertManager
     health: TierHealth
+    unconfigured: dict[str, str] = field(default_factory=dict)  # tier -> its missing key
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     scorer_pool: ThreadPoolExecutor | None = None
 
@@ -97,6 +98,8 @@ def build_state(settings: Settings) -> ProxyState:
     log = logging.getLogger("tierwise")
     log.info("scorer %s from %s", scoring.scorer.name, scoring.model or "the heuristic fallback")
     log.info("ledger and request log: %s", settings.ledger_url)
+    for note in missing_key_notes(policy):
+        log.warning("%s", note)
     return ProxyState(
         settings,
         policy,
@@ -108,4 +111,5 @@ def build_state(settings: Settings) -> ProxyState:
         gate,
         alerts,
         TierHealth(policy),
+        missing_keys(policy),
     )

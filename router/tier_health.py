@@ -34,6 +34,7 @@ class TierHealth:
         self.breakers = {name: Breaker(b.failures, b.cooldown_s) for name in policy.tiers}
         self.inflight = dict.fromkeys(policy.tiers, 0)
         self.load: dict[str, Load | None] = dict.fromkeys(policy.tiers)
+        self.last_failure: dict[str, str | None] = dict.fromkeys(policy.tiers)
         self._poller: asyncio.Task[None] | None = None
 
     def allow(self, tier: str) -> bool:
@@ -42,15 +43,30 @@ class TierHealth:
     def success(self, tier: str) -> None:
         self.breakers[tier].success()
 
-    def failure(self, tier: str) -> None:
+    def failure(self, tier: str, cause: str | None = None) -> None:
+        """Count a failed call; `cause` is kept to explain an open breaker later."""
         self.breakers[tier].failure(self.clock())
+        if cause is not None:
+            self.last_failure[tier] = cause
 
     def saturated(self, tier: str) -> bool:
+        return self.saturation(tier) is not None
+
+    def saturation(self, tier: str) -> str | None:
+        """Why `tier` is saturated (its open calls, or the queue its server reports), or None."""
         config = self.policy.tiers[tier]
         if config.max_inflight is not None and self.inflight[tier] >= config.max_inflight:
-            return True
+            return f"{self.inflight[tier]} open calls (max_inflight {config.max_inflight})"
         load = self.load[tier]
-        return config.max_queue is not None and load is not None and load.waiting > config.max_queue
+        if config.max_queue is not None and load is not None and load.waiting > config.max_queue:
+            return f"the server reports {load.waiting} waiting (max_queue {config.max_queue})"
+        return None
+
+    def breaker_cause(self, tier: str) -> str:
+        """What to say when `tier`'s breaker refuses a call."""
+        last = self.last_failure[tier]
+        suffix = f"; last failure: {last}" if last else ""
+        return f"circuit breaker open (the tier keeps failing{suffix})"
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Literal
 
 from policies import Policy, Tier
@@ -17,6 +18,8 @@ __all__ = [
     "build_messages_upstreams",
     "build_upstreams",
     "make_sender",
+    "missing_key_notes",
+    "missing_keys",
     "uses_fast_path",
 ]
 
@@ -53,6 +56,36 @@ def uses_fast_path(tier: Tier) -> bool:
     if provider in OPENAI_COMPATIBLE:
         return tier.api_base is not None or OPENAI_COMPATIBLE[provider] is not None
     return not provider and tier.api_base is not None
+
+
+def missing_keys(policy: Policy, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Tier -> what is missing, for the tiers whose `api_key_env` names an unset (or empty)
+    variable: `"ANTHROPIC_API_KEY is not set (tiers.frontier.api_key_env)"`. The proxy does
+    not call such a tier (it could only fail, or be refused); it answers 502 with this text."""
+    return {
+        name: f"{tier.api_key_env} is not set (tiers.{name}.api_key_env)"
+        for name, tier in policy.tiers.items()
+        if tier.api_key_env and not environ.get(tier.api_key_env)
+    }
+
+
+def missing_key_notes(policy: Policy, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """One line per tier with a missing key: the variable, and what happens to requests routed
+    there (`tierwise serve` and `tierwise policy check` print these; the proxy logs them)."""
+    routing = policy.routing
+    notes = []
+    for name, missing in missing_keys(policy, environ).items():
+        other = routing.frontier_tier if name == routing.cheap_tier else routing.cheap_tier
+        can_fall_back = routing.fallback and other != name and other in policy.tiers
+        auto = f"`auto` requests routed there fall back to {other}" if can_fall_back else ""
+        pinned = (
+            f"requests pinned to {name} fall back to {other}"
+            if can_fall_back and routing.fallback_pinned
+            else f"requests pinned to {name} fail with 502"
+        )
+        then = f"{auto}, {pinned}" if auto else "requests routed there fail with 502"
+        notes.append(f"tier {name}: {missing.split(' (')[0]}; {then} until it is set")
+    return notes
 
 
 def make_sender(config: SenderConfig, http_client: HttpClient) -> Sender:

@@ -250,13 +250,14 @@ def test_request_log_and_spend(client: anthropic.Anthropic, proxy: ServerProcess
 
 
 def test_fallback_crosses_wire_formats(client: anthropic.Anthropic) -> None:
-    """The cheap (translated) tier fails with a 5xx: the frontier (native) answers."""
+    """The cheap (translated) tier fails with a 5xx: the frontier (native) answers (`auto`:
+    pinned requests do not fall back by default)."""
     hello: Any = [{"role": "user", "content": "hi [[status:500@cheap-model]] [[chunks:2]]"}]
-    raw = client.messages.with_raw_response.create(model="cheap", max_tokens=16, messages=hello)
+    raw = client.messages.with_raw_response.create(model="auto", max_tokens=16, messages=hello)
     assert raw.headers["x-tierwise-tier"] == "frontier"
-    assert raw.headers["x-tierwise-fallback"] == "cheap:error"
+    assert raw.headers["x-tierwise-fallback"] == "cheap:error;cause=HTTP 500"
     assert raw.parse().content[0].text == "w0 from-fake:claude-test"
-    with client.messages.stream(model="cheap", max_tokens=16, messages=hello) as stream:
+    with client.messages.stream(model="auto", max_tokens=16, messages=hello) as stream:
         final = stream.get_final_message()
     assert final.id == "msg_fake" and final.usage.output_tokens == 2
 

@@ -5,18 +5,21 @@ killed and restarted; the frontier is the session's fake upstream."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
 
-from router.fakes.processes import ServerProcess, free_port, upstream_command
+from router.fakes.processes import ServerProcess, free_port, guarded_env, upstream_command
 from tests.conftest import StartProxy, write_policy
-from tests.sdk import openai_client
+from tests.sdk import anthropic_client, openai_client
 
 EASY = "hi"
 
@@ -79,7 +82,7 @@ def test_local_down_falls_back_then_the_breaker_opens_and_closes(
     first = ask(client)
     assert first.headers["x-tierwise-tier"] == "frontier"
     assert first.headers["x-tierwise-reason"] == "fallback:cheap_error"
-    assert first.headers["x-tierwise-fallback"] == "cheap:error"
+    assert first.headers["x-tierwise-fallback"].startswith("cheap:error;cause=")
     assert first.parse().choices[0].message.content.endswith("from-fake:frontier-model")
     ask(client)  # second consecutive failure: the breaker opens
     opened = ask(client)
@@ -101,7 +104,10 @@ def test_frontier_429_is_retried_then_falls_back_to_local(
     cheap_server: ServerProcess,
     tmp_path: Path,
 ) -> None:
-    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, frontier={"retries": 2}))
+    routing = {"fallback_pinned": True}  # these requests are pinned to the frontier
+    proxy = start_proxy(
+        policy(tmp_path, cheap_server, fake_upstream, frontier={"retries": 2}, routing=routing)
+    )
     client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
     before = httpx.get(f"{fake_upstream.url}/_stats").json()["by_model"].get("frontier-model", 0)
     reply = ask(client, "[[status:429@frontier-model]]", model="frontier")
@@ -253,3 +259,151 @@ def test_local_only_requests_never_leave_the_premises(
     with pytest.raises(openai.InternalServerError) as caught:
         ask(client, hard)
     assert caught.value.status_code == 502  # no fallback to the frontier
+
+
+HARD = "Prove step by step that the integral of x^2 from 0 to 1 is 1/3, then write python code."
+KEY_VAR = "TIERWISE_TEST_FRONTIER_KEY"  # never set: the frontier's key is "missing"
+MISSING = f"{KEY_VAR} is not set (tiers.frontier.api_key_env)"
+
+
+def _frontier_calls(upstream: ServerProcess) -> int:
+    by_model: dict[str, int] = httpx.get(f"{upstream.url}/_stats").json()["by_model"]
+    return by_model.get("frontier-model", 0)
+
+
+def test_a_missing_key_is_named_pinned_requests_fail_and_auto_falls_back_with_a_warning(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(
+        policy(tmp_path, cheap_server, fake_upstream, frontier={"api_key_env": KEY_VAR})
+    )
+    assert proxy.log is not None
+    started = proxy.log.read_text()
+    assert f"tier frontier: {KEY_VAR} is not set" in started  # said at start, not at 1st call
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    before = _frontier_calls(fake_upstream)
+
+    with pytest.raises(openai.InternalServerError) as pinned:
+        ask(client, model="frontier")  # pinned: never answered by the cheap model
+    assert pinned.value.status_code == 502
+    assert MISSING in pinned.value.message
+    assert pinned.value.response.headers["x-tierwise-tier"] == "frontier"
+
+    fell_back = ask(client, HARD)  # auto, scored hard: the frontier, which cannot answer
+    assert fell_back.headers["x-tierwise-tier"] == "cheap"
+    assert fell_back.headers["x-tierwise-reason"] == "fallback:frontier_error"
+    assert fell_back.headers["x-tierwise-fallback"] == f"frontier:error;cause={MISSING}"
+    assert fell_back.parse().choices[0].message.content.endswith("from-local:cheap-model")
+
+    messages = anthropic_client(base_url=proxy.url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.InternalServerError) as native:
+        messages.messages.create(
+            model="frontier", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert MISSING in native.value.message
+    assert _frontier_calls(fake_upstream) == before  # no keyless call went out
+
+    deadline = time.monotonic() + 5
+    while "falling back to cheap" not in proxy.log.read_text():
+        assert time.monotonic() < deadline, "no fallback warning in the proxy's log"
+        time.sleep(0.05)
+    logged = proxy.log.read_text()[len(started) :]
+    rid = fell_back.headers["x-tierwise-request-id"]
+    assert f"request {rid}: tier frontier error ({MISSING}); falling back to cheap" in logged
+    assert "routing.fallback_pinned is off" in logged  # why the pinned one was not
+
+
+def test_fallback_pinned_lets_pinned_requests_fall_back(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(
+        policy(
+            tmp_path,
+            cheap_server,
+            fake_upstream,
+            frontier={"api_key_env": KEY_VAR},
+            routing={"fallback_pinned": True},
+        )
+    )
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    reply = ask(client, model="frontier")
+    assert reply.headers["x-tierwise-tier"] == "cheap"
+    assert reply.headers["x-tierwise-fallback"] == f"frontier:error;cause={MISSING}"
+
+
+def test_without_fallback_the_error_names_the_variable(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    routing = {"fallback": False}
+    frontier = {"api_key_env": KEY_VAR}
+    proxy = start_proxy(
+        policy(tmp_path, cheap_server, fake_upstream, frontier=frontier, routing=routing)
+    )
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as caught:
+        ask(client, HARD)
+    assert MISSING in caught.value.message
+    for _ in range(3):  # the breaker does not hide the cause either
+        with pytest.raises(openai.InternalServerError) as again:
+            ask(client, HARD)
+        assert MISSING in again.value.message
+
+
+def test_refused_credentials_name_the_variable(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(
+        policy(tmp_path, cheap_server, fake_upstream, frontier={"api_key_env": KEY_VAR}),
+        env={KEY_VAR: "sk-wrong"},
+    )
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as caught:
+        ask(client, "[[status:401@frontier-model]]", model="frontier")
+    assert "HTTP 401" in caught.value.message and KEY_VAR in caught.value.message
+
+
+def test_a_pinned_request_is_not_served_by_the_other_tier(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    routing = {"aliases": {"fast": "cheap"}}
+    proxy = start_proxy(policy(tmp_path, cheap_server, fake_upstream, routing=routing))
+    client = openai_client(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    cheap_server.stop()
+    before = _frontier_calls(fake_upstream)
+    with pytest.raises(openai.InternalServerError) as caught:
+        ask(client, model="fast")  # an alias of the cheap tier pins it too
+    assert caught.value.response.headers["x-tierwise-tier"] == "cheap"
+    assert _frontier_calls(fake_upstream) == before
+    assert ask(client).headers["x-tierwise-tier"] == "frontier"  # auto still falls back
+
+
+def test_policy_check_names_a_missing_key(
+    fake_upstream: ServerProcess, cheap_server: ServerProcess, tmp_path: Path
+) -> None:
+    path = policy(tmp_path, cheap_server, fake_upstream, frontier={"api_key_env": KEY_VAR})
+    checked = subprocess.run(
+        [sys.executable, "-m", "router.cli", "policy", "check", str(path)],
+        env=guarded_env({"COLUMNS": "200"}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stderr
+    text = " ".join(checked.stdout.split())
+    assert f"tier frontier: {KEY_VAR} is not set" in text
+    assert "requests pinned to frontier fail with 502" in text
