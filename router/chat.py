@@ -38,7 +38,7 @@ async def chat_completions(request: Request) -> Response | RelayResponse:
     headers = {"x-tierwise-request-id": rid}
     try:
         caller = state.keys.check(request.headers)
-        body = parse_chat_request(await read_body(request, state.settings.max_body_bytes))
+        body = parse_chat_request(await read_body(request, state.settings))
         text = scoring_text(body["messages"])
         routed = await route(state, rid, arrived, started, caller, request.headers, body, text)
         headers = decision_headers(routed.decision, rid)

@@ -11,9 +11,12 @@ from policies import PolicyError, UnknownModel
 
 __all__ = [
     "BadRequest",
+    "BodyTimeout",
     "BodyTooLarge",
     "BudgetExhausted",
     "BudgetInsufficient",
+    "ClientGone",
+    "ClosesConnection",
     "Forbidden",
     "LedgerDown",
     "ProxyError",
@@ -118,12 +121,45 @@ class LedgerDown(ProxyError):
     status, type, code = 503, "server_error", "ledger_unavailable"
 
 
-class BodyTooLarge(ProxyError):
+class ClosesConnection(ProxyError):
+    """An error about the request body itself: answered with `Connection: close`, since what
+    is left of the body on the connection cannot be trusted to end where it says."""
+
+
+class BodyTooLarge(ClosesConnection):
     status, type, code = 413, "invalid_request_error", "request_too_large"
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"request body exceeds the limit of {limit} bytes")
+        super().__init__(
+            f"request body exceeds the limit of {limit} bytes (TIERWISE_MAX_BODY_BYTES)"
+        )
         self.limit = limit
+
+
+class BodyTimeout(ClosesConnection):
+    """The body did not arrive within `TIERWISE_BODY_TIMEOUT_S` (or the shorter grace given
+    while too many bodies are waiting): HTTP 408."""
+
+    status, type, code = 408, "invalid_request_error", "request_timeout"
+
+    def __init__(self, timeout_s: float, received: int, declared: int | None) -> None:
+        of = f" of {declared}" if declared is not None else ""
+        super().__init__(
+            f"request body not received in time: {received}{of} bytes within {timeout_s:g}s "
+            "(TIERWISE_BODY_TIMEOUT_S)"
+        )
+        self.timeout_s = timeout_s
+        self.received = received
+        self.declared = declared
+
+
+class ClientGone(ClosesConnection):
+    """The client disconnected before its body was read: 499 (nobody reads the answer)."""
+
+    status, type, code = 499, "invalid_request_error", "client_closed_request"
+
+    def __init__(self) -> None:
+        super().__init__("client disconnected before sending the whole request body")
 
 
 class UpstreamError(ProxyError):
@@ -175,6 +211,12 @@ def _describe(exc: Exception) -> tuple[int, str, str, str]:
     return 500, "internal error; see the proxy's log", "server_error", "internal_error"
 
 
+def _headers(exc: Exception, headers: dict[str, str] | None) -> dict[str, str] | None:
+    if isinstance(exc, ClosesConnection):
+        return {**(headers or {}), "connection": "close"}
+    return headers
+
+
 def error_response(exc: Exception, headers: dict[str, str] | None = None) -> Response:
     """The HTTP response for any exception; unknown ones become a generic 500 (no stack trace)."""
     status, message, type_, code = _describe(exc)
@@ -182,7 +224,7 @@ def error_response(exc: Exception, headers: dict[str, str] | None = None) -> Res
         error_body(status, message, type_, code),
         status_code=status,
         media_type="application/json",
-        headers=headers,
+        headers=_headers(exc, headers),
     )
 
 
@@ -216,5 +258,5 @@ def anthropic_error_response(exc: Exception, headers: dict[str, str] | None = No
         anthropic_error_body(status, message),
         status_code=status,
         media_type="application/json",
-        headers=headers,
+        headers=_headers(exc, headers),
     )

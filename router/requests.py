@@ -1,43 +1,164 @@
-"""Reading and validating an incoming request body: size limit, JSON nesting limit, JSON, and the
-chat-completions fields the proxy itself relies on (everything else passes through unchecked)."""
+"""Reading and validating an incoming request body: size limit, read timeout, JSON nesting
+limit, JSON, and the chat-completions fields the proxy itself relies on (everything else passes
+through unchecked).
+
+A body is read within `TIERWISE_BODY_TIMEOUT_S` (408 past it) and up to
+`TIERWISE_MAX_BODY_BYTES` (413 past it). A client that sends its whole body before reading the
+answer must still see that 413, so up to `MAX_DRAIN_BYTES` past the limit are read and thrown
+away first (a connection closed with unread data is reset, and the reset destroys the answer).
+At most `MAX_WAITING_BODIES` reads per process may wait for the rest of a body at once; past
+that, a body that is not all there gets `OVERFLOW_GRACE_S`, so slow clients cannot pile up. The
+deadlines are kept by one timer per process (`_Watch`), not one per request: a body that is
+already there (nearly all of them) is read without arming anything.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import re
 from collections.abc import Mapping
 from itertools import accumulate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from router.errors import BadRequest, BodyTooLarge
+from router.errors import BadRequest, BodyTimeout, BodyTooLarge, ClientGone
 
-__all__ = ["MAX_JSON_DEPTH", "json_depth", "parse_chat_request", "parse_json", "read_body"]
+if TYPE_CHECKING:
+    from router.settings import Settings
+
+__all__ = [
+    "MAX_DRAIN_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_TOKENS",
+    "MAX_WAITING_BODIES",
+    "OVERFLOW_GRACE_S",
+    "json_depth",
+    "parse_chat_request",
+    "parse_json",
+    "read_body",
+]
 
 MAX_JSON_DEPTH = 128
 """The deepest nesting of arrays and objects a request body may have (as serde_json's default);
 real chat bodies, tool schemas included, stay far below it."""
 
+MAX_TOKENS = 2**31 - 1
+"""The largest `max_tokens` (`max_completion_tokens`, `n`) accepted: a signed 32-bit integer, what
+providers take; anything above is a 400, not a request the budgets would try to price."""
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes (413) without buffering past it."""
+MAX_DRAIN_BYTES = 16 * 1024 * 1024
+"""How much of a body past the size limit is read and discarded so that the 413 reaches the
+client; a body declared or sent longer than that gets the 413 and a closed connection."""
+
+MAX_WAITING_BODIES = 128
+"""How many reads per process may wait for the rest of their body at once."""
+
+OVERFLOW_GRACE_S = 1.0
+"""The time a body gets instead of the body timeout while `MAX_WAITING_BODIES` reads wait."""
+
+_TICK_S = 0.25  # how often the deadlines of waiting reads are checked
+
+
+class _Watch:
+    """The deadlines of the body reads in progress, enforced by one timer that ticks while some
+    read waits: a read past its deadline has its task cancelled (and knows why)."""
+
+    def __init__(self) -> None:
+        self.deadlines: dict[asyncio.Task[Any], float] = {}
+        self.expired: set[asyncio.Task[Any]] = set()
+        self._ticking = False
+
+    def enter(self, task: asyncio.Task[Any], timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        if len(self.deadlines) >= MAX_WAITING_BODIES:
+            timeout_s = min(timeout_s, OVERFLOW_GRACE_S)
+        self.deadlines[task] = loop.time() + timeout_s
+        if not self._ticking:
+            self._ticking = True
+            loop.call_later(_TICK_S, self._tick, loop)
+
+    def leave(self, task: asyncio.Task[Any]) -> bool:
+        """Ends the watch of `task`'s read; True when it was cancelled for its deadline."""
+        del self.deadlines[task]
+        if task in self.expired:
+            self.expired.discard(task)
+            task.uncancel()
+            return True
+        return False
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for task, deadline in self.deadlines.items():
+            if deadline <= now and task not in self.expired:
+                self.expired.add(task)
+                task.cancel()
+        if self.deadlines:
+            loop.call_later(_TICK_S, self._tick, loop)
+        else:
+            self._ticking = False
+
+
+_WATCH = _Watch()
+
+
+def _declared_length(request: Request) -> int | None:
     declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise BadRequest("invalid Content-Length header") from None
-        if size > limit:
-            raise BodyTooLarge(limit)
-        return await request.body()
+    if declared is None:
+        return None
+    try:
+        size = int(declared)
+    except ValueError:
+        raise BadRequest("invalid Content-Length header") from None
+    if size < 0:
+        raise BadRequest("invalid Content-Length header")
+    return size
+
+
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """The request body: 413 past `settings.max_body_bytes` (without buffering past it; the
+    rest is drained up to `MAX_DRAIN_BYTES` so the answer arrives), 408 when it takes longer
+    than `settings.body_timeout_s`, `ClientGone` (499) when the client disconnects first."""
+    limit, timeout_s = settings.max_body_bytes, settings.body_timeout_s
+    declared = _declared_length(request)
+    too_large = declared is not None and declared > limit
+    if too_large and declared is not None and declared - limit > MAX_DRAIN_BYTES:
+        raise BodyTooLarge(limit)
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
+    task = asyncio.current_task()
+    assert task is not None
+    _WATCH.enter(task, timeout_s)
+    try:
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientGone()
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                too_large = True
+                if size - limit > MAX_DRAIN_BYTES:
+                    raise BodyTooLarge(limit)
+            elif chunk and not too_large:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
+        if _WATCH.leave(task):
+            if too_large:
+                raise BodyTooLarge(limit) from None
+            raise BodyTimeout(timeout_s, size, declared) from None
+        raise
+    except BaseException:
+        _WATCH.leave(task)
+        raise
+    _WATCH.leave(task)
+    if too_large:
+        raise BodyTooLarge(limit)
     return b"".join(chunks)
 
 
@@ -69,9 +190,44 @@ def _too_deep(raw: bytes, limit: int) -> bool:
     return json_depth(raw) > limit
 
 
+# every escape but a UTF-16 surrogate escape without its pair: what is left of a backslash
+# once these are cut out starts a lone surrogate (a pair decodes to one code point)
+_PAIRED_OR_NOT_SURROGATE = re.compile(
+    rb"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u(?![dD][89a-fA-F])|[^u])",
+    re.DOTALL,
+)
+
+
+def _lone_surrogate(raw: bytes) -> str | None:
+    """The first `\\uD800`-`\\uDFFF` escape in the JSON text `raw` that is not half of a
+    surrogate pair, if any (such a string cannot be encoded as UTF-8, so it cannot go on).
+    Linear, in C, and only run on bodies holding a `\\u` escape."""
+    if raw[:1] in (b"\xff", b"\xfe") or b"\x00" in raw[:4]:  # UTF-16 or UTF-32 JSON
+        raw = raw.decode(json.detect_encoding(raw)).encode()
+    if b"\\u" not in raw:
+        return None
+    left = _PAIRED_OR_NOT_SURROGATE.sub(b"", raw)
+    at = left.find(b"\\")
+    return None if at < 0 else left[at : at + 6].decode("ascii", "replace")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (JSON numbers are finite)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text} is out of range for a JSON number (overflows to infinity)")
+    return value
+
+
 def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """The decoded JSON of a request body; 400 when it is empty, not JSON, or nested deeper
-    than `max_depth` (checked before the parser, which recurses, sees it)."""
+    """The decoded JSON of a request body; 400 when it is empty, not JSON (`NaN`, `Infinity`
+    and numbers that overflow to infinity included: Python's parser takes them, JSON does not),
+    nested deeper than `max_depth` (checked before the parser, which recurses, sees it), or
+    holding a lone surrogate escape such as `"\\ud800"` (text no UTF-8 encoder, and so no
+    upstream, can carry; refused rather than silently replaced)."""
     if not raw:
         raise BadRequest("request body is empty; expected a JSON object")
     too_deep = BadRequest(
@@ -80,11 +236,18 @@ def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     try:
         if _too_deep(raw, max_depth):
             raise too_deep
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+        lone = _lone_surrogate(raw)
     except RecursionError:  # not reachable through the check above; never a 500 regardless
         raise too_deep from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if lone is not None:
+        raise BadRequest(
+            f"request body holds a lone UTF-16 surrogate escape ({lone} without its pair): "
+            "not valid Unicode text; send characters as UTF-8 or as escaped surrogate pairs"
+        )
+    return body
 
 
 def _kind(value: Any) -> str:
@@ -140,6 +303,8 @@ def _check_positive_int(body: Mapping[str, Any], field: str) -> None:
         raise BadRequest(f"'{field}' must be a positive integer, not {_kind(value)}")
     if value < 1:
         raise BadRequest(f"'{field}' must be a positive integer, not {value}")
+    if value > MAX_TOKENS:
+        raise BadRequest(f"'{field}' must be at most {MAX_TOKENS}, not {value}")
 
 
 def parse_chat_request(raw: bytes) -> dict[str, Any]:

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         default="sqlite:///tierwise.db", description="memory://, sqlite:///path or redis://"
     )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds a request body may take to arrive; past them the answer is a 408",
+    )
     log_level: str = "info"
     pool_connections: int = Field(default=512, gt=0, description="upstream connection pool size")
     http_client: Literal["aiohttp", "httpx"] = Field(

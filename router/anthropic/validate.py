@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from router.errors import BadRequest
+from router.requests import MAX_TOKENS
 
 __all__ = ["BLOCK_TYPES", "validate", "validate_count_tokens"]
 
@@ -306,6 +307,8 @@ def validate(body: Any) -> dict[str, Any]:
         _fail("max_tokens", f"must be a positive integer, not {_kind(max_tokens)}")
     if max_tokens < 1:
         _fail("max_tokens", f"must be a positive integer, not {max_tokens}")
+    if max_tokens > MAX_TOKENS:  # a 400, not a worst case the budgets would try to price
+        _fail("max_tokens", f"must be at most {MAX_TOKENS}, not {max_tokens}")
     _shape(checked)
     _stop_sequences(checked.get("stop_sequences"))
     for key in ("temperature", "top_p"):
