@@ -153,11 +153,25 @@ class Tier(_Strict):
 
 
 class Breaker(_Strict):
-    """Per-tier circuit breaker: open after `failures` consecutive failures, probe after
-    `cooldown_s`."""
+    """Per-tier circuit breaker: it opens when the tier itself is unhealthy, after `failures`
+    counted failures in a row (distinct requests, no success in between) or when, over the last
+    `window_s` seconds, at least `min_requests` calls ended and at least `failure_rate` of them
+    were counted failures; it refuses calls for `cooldown_s`, then lets one probe decide.
+
+    Counted: connection errors and refused credentials (401/403) at once; a 5xx or a timeout
+    when the other tier then answered the same request, or when no other tier was tried. Not
+    counted: 4xx answers (429 included), and a 5xx/timeout the request also got from the other
+    tier (most likely the request's fault, not the tier's)."""
 
     failures: int = Field(default=5, ge=1)
     cooldown_s: float = Field(default=10.0, gt=0)
+    window_s: float = Field(default=30.0, gt=0, description="the failure-rate window, seconds")
+    failure_rate: float = Field(
+        default=0.5, gt=0, le=1, description="share of counted failures that opens the breaker"
+    )
+    min_requests: int = Field(
+        default=20, ge=1, description="calls in the window before `failure_rate` applies"
+    )
 
 
 class Routing(_Strict):
@@ -166,6 +180,8 @@ class Routing(_Strict):
     `fallback`: when the chosen tier fails (connection, 5xx, timeout, open breaker) or, for
     `auto` requests, is saturated, try the other tier (budget and privacy permitting). Pinned
     requests fall back only with `fallback_pinned: true`.
+    `breaker`: when a tier's circuit breaker opens (see `Breaker`: on the tier's health, not on
+    one request failing on both tiers).
     `escalate`: a non-streamed cheap answer that fails a cheap check (empty, a refusal, invalid
     JSON when `response_format` asks for JSON) is retried once on the frontier.
 
@@ -489,9 +505,7 @@ def policy_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     for field in ("cheap_tier", "frontier_tier"):
         target = routing.get(field, Routing.model_fields[field].default)
         if isinstance(target, str) and target not in tiers:
-            problems.append(
-                (f"routing.{field}", f"no tier named {target!r} (tiers: {tier_list})")
-            )
+            problems.append((f"routing.{field}", f"no tier named {target!r} (tiers: {tier_list})"))
     for alias, target in _mapping(routing.get("aliases")).items():
         if isinstance(target, str) and target != AUTO and target not in tiers:
             problems.append(

@@ -11,6 +11,15 @@ their first chunk has arrived; after that the client has bytes and a failure end
 an error event. With `routing.escalate`, a non-streamed cheap answer that fails a cheap check is
 retried once on the frontier.
 
+Circuit breakers (`router.breaker`) count a tier's failures, not a request's: a connection-level
+failure (refused, reset, DNS, an answer that is not JSON) and refused credentials (401/403)
+count on their tier at once; a 5xx or a timeout counts only when the other tier then answers
+the same request (any status the client gets) or no other tier is actually tried (no fallback,
+a pinned request, the other tier's breaker open, saturated, unconfigured, or its budget
+refusing). When the fallback fails the request with a 5xx or timeout too, neither tier counts
+it: one prompt that fails everywhere is the request's fault. 4xx answers (429 included) never
+count. A request counts at most once per tier, its retries included.
+
 Budgets: an `auto` request that a frontier budget refuses (`on_exhausted: reject`) goes to the
 cheap tier when the cheap tier's budgets have room; `reject` answers 429 only when no tier the
 request may use can take it. Pinned requests are refused by their tier's budget.
@@ -341,6 +350,62 @@ async def _admit(r: Routed, rid: str, decision: Decision, first: bool) -> Admiss
         return await gate.admit(rid, moved, r.caller.label, r.caller.team, r.body)
 
 
+def _tier_fault(exc: Exception) -> bool | None:
+    """Is `exc` the tier's fault whatever the request (True: a connection-level failure, an
+    unreadable answer, refused credentials), maybe the request's (False: a 5xx, a timeout), or
+    no failure of the tier at all (None: a 429, which is the tier's own back-pressure)?"""
+    if isinstance(exc, _Retryable):
+        return None
+    if isinstance(exc, UpstreamError):
+        return exc.upstream_status is None or exc.upstream_status in (401, 403)
+    return False
+
+
+@dataclass(slots=True)
+class _Blame:
+    """Which of a request's failures count against a tier's circuit breaker.
+
+    A connection-level failure counts at once. A 5xx or timeout that is followed by a fallback
+    is held (`pending`) until the fallback's outcome: when the other tier answers (any status
+    the client gets), or the fallback is not actually made, or it cannot reach its tier, the
+    first tier's failure counts; when the other tier fails the same request with a 5xx or a
+    timeout too, neither counts (the request is the likely cause). Each request counts at most
+    once per tier (its retries within a tier are one call)."""
+
+    state: ProxyState
+    pending: tuple[str, str] | None = None  # (tier, cause)
+
+    def failed(self, tier: str, exc: Exception, cause: str, fallback: bool) -> None:
+        """Score a failed call on `tier` (`fallback`: another tier is tried next)."""
+        health = self.state.health
+        fault = _tier_fault(exc)
+        if fault:
+            health.failure(tier, cause)
+        elif fault is None:
+            health.neutral(tier)
+        elif self.pending is not None:  # the fallback failed too: the request's fault
+            health.neutral(tier)
+            self.drop()
+        elif fallback:
+            self.pending = tier, cause
+        else:  # no other tier was asked
+            health.failure(tier, cause)
+
+    def settle(self) -> None:
+        """Count the held failure: the other tier answered, or was not really asked."""
+        if self.pending is not None:
+            tier, cause = self.pending
+            self.pending = None
+            self.state.health.failure(tier, cause)
+
+    def drop(self) -> None:
+        """Forget the held failure (its tier's breaker only frees a probe slot)."""
+        if self.pending is not None:
+            tier, _ = self.pending
+            self.pending = None
+            self.state.health.neutral(tier)
+
+
 def _refusal_reason(exc: BaseException, outcome: _Outcome) -> str:
     if isinstance(exc, UpstreamError | UpstreamTimeout) and outcome.tried:
         return outcome.failed()
@@ -366,6 +431,14 @@ async def dispatch(r: Routed) -> Response | RelayResponse:
 
 
 async def _dispatch(r: Routed, outcome: _Outcome) -> Response | RelayResponse:
+    blame = _Blame(r.state)
+    try:
+        return await _attempts(r, outcome, blame)
+    finally:
+        blame.drop()  # a held failure whose fallback never ended (a cancelled request)
+
+
+async def _attempts(r: Routed, outcome: _Outcome, blame: _Blame) -> Response | RelayResponse:
     state = r.state
     decision = r.decision
     failure: Exception | None = None
@@ -406,16 +479,17 @@ async def _dispatch(r: Routed, outcome: _Outcome) -> Response | RelayResponse:
         if outcome.tried:
             headers["x-tierwise-fallback"] = outcome.header()
         try:
-            return await _serve(call, headers)
+            response = await _serve(call, headers)
         except (UpstreamError, UpstreamTimeout, _Retryable) as exc:
             if capped:
                 r.body.pop("max_tokens", None)
             _name_the_key(r, exc)
             cause = _cause(exc)
-            state.health.failure(call.decision.tier, cause)
+            blame.failed(call.decision.tier, exc, cause, fallback is not None)
             status = exc.reply.status if isinstance(exc, _Retryable) else exc.status
             why = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
             if isinstance(exc, _Retryable) and fallback is None:
+                blame.settle()
                 outcome.add(r, call.decision.tier, f"http_{status}", cause, None)
                 call.finish(status, None, ok=False, reason=outcome.failed())
                 return Response(exc.reply.body, exc.reply.status, headers, "application/json")
@@ -426,8 +500,13 @@ async def _dispatch(r: Routed, outcome: _Outcome) -> Response | RelayResponse:
                 break
             decision = _switch(r, call.decision, fallback, f"fallback:{call.decision.tier}_{why}")
         except BaseException:  # anything else: free the reservation and the slot, then report
+            state.health.neutral(call.decision.tier)
             call.finish(500, None, ok=False, record=False)
             raise
+        else:
+            blame.settle()  # the fallback answered: the first tier's failure was its own
+            return response
+    blame.settle()  # no fallback call was made (or it could not reach its tier)
     assert failure is not None
     if isinstance(failure, _Retryable):
         failure = UpstreamError(decision.tier, f"HTTP {failure.reply.status}")

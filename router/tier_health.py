@@ -1,6 +1,12 @@
 """How each tier is doing right now: its circuit breaker, tierwise's own open calls to it, and
 the load its server reports (polled in the background from `metrics_url`).
 
+Every call that `allow` let through ends in exactly one of `success` (the tier answered, 4xx
+included), `failure` (a failure the dispatcher blames on the tier) or `neutral` (a call that
+tells nothing about the tier: a 429, a failure the request also had on the other tier, a
+cancelled call), so a half-open probe slot is never left taken. The breaker's rules are in
+`router.breaker`, which failures count in `router.dispatch`.
+
 `saturated(tier)` is true when the tier's `max_inflight` open calls or `max_queue` waiting
 requests (as the server reports them: vLLM/SGLang `/metrics`, llama.cpp `/metrics` or `/slots`)
 are reached; `auto` requests then spill to the other tier.
@@ -31,7 +37,10 @@ class TierHealth:
         self.policy = policy
         self.clock = clock
         b = policy.routing.breaker
-        self.breakers = {name: Breaker(b.failures, b.cooldown_s) for name in policy.tiers}
+        self.breakers = {
+            name: Breaker(b.failures, b.cooldown_s, b.window_s, b.failure_rate, b.min_requests)
+            for name in policy.tiers
+        }
         self.inflight = dict.fromkeys(policy.tiers, 0)
         self.load: dict[str, Load | None] = dict.fromkeys(policy.tiers)
         self.last_failure: dict[str, str | None] = dict.fromkeys(policy.tiers)
@@ -41,13 +50,17 @@ class TierHealth:
         return self.breakers[tier].allow(self.clock())
 
     def success(self, tier: str) -> None:
-        self.breakers[tier].success()
+        self.breakers[tier].success(self.clock())
 
     def failure(self, tier: str, cause: str | None = None) -> None:
-        """Count a failed call; `cause` is kept to explain an open breaker later."""
+        """Count a failure against `tier`; `cause` is kept to explain an open breaker later."""
         self.breakers[tier].failure(self.clock())
         if cause is not None:
             self.last_failure[tier] = cause
+
+    def neutral(self, tier: str) -> None:
+        """A call on `tier` ended without a verdict on its health (frees a half-open probe)."""
+        self.breakers[tier].neutral()
 
     def saturated(self, tier: str) -> bool:
         return self.saturation(tier) is not None

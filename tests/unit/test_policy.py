@@ -260,3 +260,15 @@ def test_example_policies_in_the_repo_are_valid() -> None:
     assert examples
     for path in examples:
         load_policy(path)
+
+
+def test_breaker_window_keys_have_defaults_and_are_checked() -> None:
+    breaker = parse_policy({"tiers": TIERS}, "test.yaml").routing.breaker
+    assert (breaker.failures, breaker.cooldown_s) == (5, 10.0)
+    assert (breaker.window_s, breaker.failure_rate, breaker.min_requests) == (30.0, 0.5, 20)
+    routing = {"breaker": {"failures": 3, "window_s": 60, "failure_rate": 1, "min_requests": 5}}
+    custom = parse_policy({"tiers": TIERS, "routing": routing}, "test.yaml").routing.breaker
+    assert (custom.failures, custom.window_s, custom.failure_rate) == (3, 60.0, 1.0)
+    for bad in ({"failure_rate": 0}, {"failure_rate": 1.5}, {"min_requests": 0}, {"window_s": 0}):
+        ((path, _),) = _issues({"tiers": TIERS, "routing": {"breaker": bad}})
+        assert path == f"routing.breaker.{next(iter(bad))}"
