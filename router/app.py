@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.health.start()
+        state.store.start()
         try:
             yield
         finally:

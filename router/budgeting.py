@@ -52,6 +52,7 @@ class Admission:
     budget_lines: list[BudgetLine] = field(default_factory=list)  # what `lines` stand for
     caller: str | None = None
     max_tokens: int | None = None  # set when a `fit_max_tokens` budget lowered the request's
+    held: bool = True  # False: admitted while the ledger was down, nothing reserved on `lines`
 
     def headers(self) -> dict[str, str]:
         """`x-tierwise-max-tokens` when the `max_tokens` sent upstream was lowered to fit."""
@@ -249,7 +250,7 @@ class BudgetGate:
                 try:
                     refused = await self.ledger.reserve(rid, lines, amount, lease, now)
                 except LedgerUnavailable as exc:
-                    return self._unavailable(decision, price, exc)
+                    return self._unavailable(decision, exc, caller, team, body, now)
                 if refused is None:
                     shrunk = fitted if fitted < max_out else None
                     if shrunk is not None:
@@ -300,15 +301,35 @@ class BudgetGate:
             )
         raise AssertionError("unreachable: the cheap tier never refuses cheap_only budgets")
 
-    def _unavailable(self, decision: Decision, price: Price, exc: Exception) -> Admission:
+    def _unavailable(
+        self,
+        decision: Decision,
+        exc: Exception,
+        caller: str | None,
+        team: str | None,
+        body: dict[str, Any],
+        now: float,
+    ) -> Admission:
+        """`ledger.on_unavailable`: refuse, or admit without a reservation. An admitted request
+        still names its budget lines, so that its settlement (spooled until the ledger is back)
+        charges them: afterwards the lines hold what was really spent, over the limit if the
+        outage let it pass."""
         rule = self.policy.ledger.on_unavailable
         log.error("budget ledger unavailable (%s); applying ledger.on_unavailable=%s", exc, rule)
         if rule == "reject":
             raise LedgerDown(f"the budget ledger is unavailable ({exc}); try again shortly")
         if rule == "cheap_only" and decision.tier != self.policy.routing.cheap_tier:
             decision = self._downgrade(decision, "ledger_unavailable")
-            price = self.policy.tiers[decision.tier].effective_price
-        return Admission(decision, [], 0, price)
+        tier = self.policy.tiers[decision.tier]
+        blines = self._memo.lines_for(decision.tier, caller, team, now)
+        max_out = body.get("max_completion_tokens") or body.get("max_tokens")
+        if not isinstance(max_out, int) or max_out <= 0:
+            max_out = tier.max_output_tokens
+        bound = prompt_token_bound(body["messages"], body.get("tools"))
+        amount = reservation_micros(tier.effective_price, bound, max_out)
+        lines = [_line(b) for b in blines]
+        price = tier.effective_price
+        return Admission(decision, lines, amount, price, blines, caller, held=False)
 
     def cost(self, admission: Admission, usage: Usage | None) -> int:
         """The call's real cost; without reported usage, the reservation (never under-charge)."""
@@ -338,7 +359,7 @@ class BudgetGate:
         if not admission.lines:
             return
         try:
-            await self.ledger.settle(rid, admission.lines, actual, now)
+            await self.ledger.settle(rid, admission.lines, actual, now, admission.held)
         except Exception as exc:  # the reservation's lease expires; the spend is lost: say so
             self.settle_failures += 1
             log.error("could not settle request %s (%d micro-USD): %s", rid, actual, exc)
@@ -356,7 +377,7 @@ class BudgetGate:
         pending, self._pending = self._pending, {}
         for key, (line, amount) in pending.items():
             try:
-                await self.ledger.settle(f"acct-{uuid.uuid4().hex}", [line], amount, now)
+                await self.ledger.settle(f"acct-{uuid.uuid4().hex}", [line], amount, now, False)
             except Exception as exc:
                 held = self._pending.get(key)
                 self._pending[key] = (line, amount + (held[1] if held else 0))
@@ -364,7 +385,7 @@ class BudgetGate:
 
     async def release(self, rid: str, admission: Admission) -> None:
         """Give the reservation back (the call failed). Never raises."""
-        if not admission.lines:
+        if not admission.lines or not admission.held:
             return
         try:
             await self.ledger.release(rid, admission.lines, self.clock())

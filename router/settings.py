@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds a request body may take to arrive; past them the answer is a 408",
     )
+    spool_dir: Path = Field(
+        default=Path("tierwise-spool"),
+        description="where writes a redis:// ledger cannot take are kept until it is back",
+    )
+    spool_max_mb: int = Field(default=256, gt=0, description="spool size limit per process")
     log_level: str = "info"
     pool_connections: int = Field(default=512, gt=0, description="upstream connection pool size")
     http_client: Literal["aiohttp", "httpx"] = Field(

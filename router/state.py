@@ -91,7 +91,7 @@ def build_state(settings: Settings) -> ProxyState:
     policy, source = load_settings_policy(settings)
     keys = KeyChecker(policy.access)
     scoring = load_scoring(policy, source)
-    store = open_store(settings.ledger_url)
+    store = open_store(settings.ledger_url, settings.spool_dir, settings.spool_max_mb * 1024 * 1024)
     upstreams = build_upstreams(policy, settings.pool_connections, settings.http_client)
     alerts = AlertManager(policy, store.ledger)
     gate = BudgetGate(policy, store.ledger, alerts=alerts)

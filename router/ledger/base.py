@@ -57,9 +57,17 @@ class Ledger(Protocol):
         lease has passed no longer count (a crashed replica cannot hold budget forever)."""
         ...
 
-    async def settle(self, rid: str, lines: Sequence[Line], actual_micros: int, now: float) -> None:
+    async def settle(
+        self, rid: str, lines: Sequence[Line], actual_micros: int, now: float, held: bool = True
+    ) -> None:
         """Add `actual_micros` to the spend of every line and drop reservation `rid` (if it is
-        still there). Spend is recorded even when the lease has already expired."""
+        still there). Spend is recorded even when the lease has already expired.
+
+        `held=False`: no reservation was made for `rid` (it was admitted while the store was
+        down, or it is an accounting line). A store whose writes can be replayed (`redis://`
+        with its spool) counts each settlement once: a held `rid` while its reservation is
+        still there (settled or released once; an expired lease still counts), an unheld one
+        once per id within 24 hours. Stores that never replay (memory, SQLite) ignore it."""
         ...
 
     async def release(self, rid: str, lines: Sequence[Line], now: float) -> None:

@@ -66,7 +66,9 @@ class MemoryLedger:
             bucket.held[rid] = (amount_micros, now + lease_s)
         return None
 
-    async def settle(self, rid: str, lines: Sequence[Line], actual_micros: int, now: float) -> None:
+    async def settle(
+        self, rid: str, lines: Sequence[Line], actual_micros: int, now: float, held: bool = True
+    ) -> None:
         for line in lines:
             bucket = self._bucket(line, now)
             bucket.spent += actual_micros

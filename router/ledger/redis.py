@@ -32,8 +32,11 @@ import dataclasses
 import json
 import math
 import re
+import uuid
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -48,6 +51,7 @@ from router.ledger.requestlog import (
     check_limit,
     record_from_dict,
 )
+from router.ledger.spool import Spool, spool_directory
 
 __all__ = ["RedisLedger", "RedisRequestLog", "open_redis", "redis_client"]
 
@@ -62,16 +66,15 @@ local rid, amount, lease_until, now = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[
 local n = #KEYS / 3
 for i = 0, n - 1 do
   local s, z, a = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
-  local dead = redis.call('ZRANGEBYSCORE', z, '-inf', now)
-  if #dead > 0 then
-    for _, r in ipairs(dead) do redis.call('HDEL', a, r) end
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
-  end
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
   local spent = tonumber(redis.call('GET', s) or '0')
   local reserved = 0
-  local held = redis.call('HGETALL', a)
-  for j = 1, #held, 2 do
-    if held[j] ~= rid then reserved = reserved + tonumber(held[j + 1]) end
+  local live = redis.call('ZRANGEBYSCORE', z, '(' .. now, '+inf')
+  if #live > 0 then
+    local amounts = redis.call('HMGET', a, unpack(live))
+    for j = 1, #live do
+      if live[j] ~= rid then reserved = reserved + (tonumber(amounts[j]) or 0) end
+    end
   end
   if spent + reserved + amount > tonumber(ARGV[5 + 2 * i]) then
     return {i + 1, spent, reserved}
@@ -87,17 +90,35 @@ end
 return {0}
 """
 
-# KEYS: per line s, z, a.  ARGV: rid, actual, then per line: ttl_ms
+# KEYS: per line s, z, a, then the once-marker d.  ARGV: rid, actual, held, d_ttl_ms, then per
+# line: ttl_ms.  Once per rid: a held reservation is settled only while its amount is still in
+# the first line's `a` (settle and release remove it; an expired lease keeps it), an unheld one
+# (admitted while the store was down, or accounting) only when its marker is new.
 _SETTLE = """
-local rid, actual = ARGV[1], ARGV[2]
-for i = 0, #KEYS / 3 - 1 do
+local rid, actual, held = ARGV[1], ARGV[2], ARGV[3]
+local n = (#KEYS - 1) / 3
+if held == '1' then
+  if redis.call('HDEL', KEYS[3], rid) == 0 then return 0 end
+elseif not redis.call('SET', KEYS[#KEYS], 1, 'NX', 'PX', ARGV[4]) then
+  return 0
+end
+for i = 0, n - 1 do
   local s, z, a = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
   redis.call('INCRBY', s, actual)
-  redis.call('PEXPIRE', s, ARGV[3 + i])
+  redis.call('PEXPIRE', s, ARGV[5 + i])
   redis.call('ZREM', z, rid)
   redis.call('HDEL', a, rid)
 end
-return 0
+return 1
+"""
+
+# KEYS: stream, once-marker.  ARGV: marker ttl_ms, maxlen, then one JSON record each.
+_LOG = """
+if not redis.call('SET', KEYS[2], 1, 'NX', 'PX', ARGV[1]) then return 0 end
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'r', ARGV[i])
+end
+return 1
 """
 
 # KEYS: per line z, a.  ARGV: rid
@@ -143,6 +164,13 @@ def redis_client(url: str, timeout_s: float = 2.0, max_connections: int = 256) -
     return aioredis.Redis(connection_pool=pool)
 
 
+_ONCE_MS = 86_400_000  # how long a settlement or log batch id is remembered (deduplication)
+
+
+def _line_json(line: Line) -> list[Any]:
+    return [line.key, line.limit_micros, line.expires_at]
+
+
 def _ttl_ms(expires_at: float, now: float) -> int:
     """Milliseconds from `now` to `expires_at` on the caller's clock (at least 1: a line whose
     window is over on that clock expires at once)."""
@@ -169,9 +197,16 @@ class _Guarded:
 
 class RedisLedger(_Guarded):
     def __init__(
-        self, client: aioredis.Redis, prefix: str = "tierwise", timeout_s: float = 2.0
+        self,
+        client: aioredis.Redis,
+        prefix: str = "tierwise",
+        timeout_s: float = 2.0,
+        spool: Spool | None = None,
     ) -> None:
         super().__init__(client, prefix, timeout_s)
+        self.spool = spool
+        if spool is not None:
+            spool.handlers["settle"] = self._replay_settle
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
         self._release = client.register_script(_RELEASE)
@@ -192,10 +227,35 @@ class RedisLedger(_Guarded):
         line = lines[int(result[0]) - 1]
         return Refused(line.key, int(result[1]), int(result[2]), line.limit_micros)
 
-    async def settle(self, rid: str, lines: Sequence[Line], actual_micros: int, now: float) -> None:
+    async def settle(
+        self, rid: str, lines: Sequence[Line], actual_micros: int, now: float, held: bool = True
+    ) -> None:
+        """Settle once per `rid` (see `_SETTLE`); while Redis is down, spooled (when a spool is
+        attached) and replayed when it is back."""
+        entry = {"rid": rid, "lines": [_line_json(x) for x in lines], "actual": actual_micros}
+        entry |= {"now": now, "held": held}
+        if self.spool is not None and self.spool.pending_bytes:
+            self.spool.append("settle", entry)  # keep the order: the outage is not over yet
+            return
+        try:
+            await self._settle_now(rid, lines, actual_micros, now, held)
+        except LedgerUnavailable:
+            if self.spool is None or not self.spool.append("settle", entry):
+                raise
+
+    async def _settle_now(
+        self, rid: str, lines: Sequence[Line], actual_micros: int, now: float, held: bool
+    ) -> None:
         ttls = (_ttl_ms(line.expires_at, now) for line in lines)
-        args: list[str | int] = [rid, actual_micros, *ttls]
-        await self._call(self._settle(keys=self._line_keys(lines), args=args))
+        args: list[str | int] = [rid, actual_micros, "1" if held else "0", _ONCE_MS, *ttls]
+        keys = [*self._line_keys(lines), self._key("once", rid)]
+        await self._call(self._settle(keys=keys, args=args))
+
+    async def _replay_settle(self, entry: dict[str, Any]) -> None:
+        lines = [Line(k, limit, expires) for k, limit, expires in entry["lines"]]
+        await self._settle_now(
+            entry["rid"], lines, int(entry["actual"]), float(entry["now"]), bool(entry["held"])
+        )
 
     async def release(self, rid: str, lines: Sequence[Line], now: float) -> None:
         keys = [self._key(kind, line.key) for line in lines for kind in ("z", "a")]
@@ -216,6 +276,8 @@ class RedisLedger(_Guarded):
         return bool(done)
 
     async def aclose(self) -> None:
+        if self.spool is not None:
+            await self.spool.aclose()
         await self.client.aclose(close_connection_pool=True)
 
 
@@ -229,6 +291,7 @@ class RedisRequestLog(BatchingRequestLog, _Guarded):
         stream_maxlen: int = 1_000_000,
         timeout_s: float = 2.0,
         scan_chunk: int = 500,
+        spool: Spool | None = None,
         **kwargs: Any,
     ) -> None:
         BatchingRequestLog.__init__(self, **kwargs)
@@ -236,13 +299,31 @@ class RedisRequestLog(BatchingRequestLog, _Guarded):
         self.stream = f"{{{prefix}}}:requests"
         self.stream_maxlen = stream_maxlen
         self.scan_chunk = scan_chunk
+        self._log = client.register_script(_LOG)
+        self.spool = spool
+        if spool is not None:
+            spool.handlers["log"] = self._write_now
 
     async def _write(self, batch: Sequence[RequestRecord]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for record in batch:
-            data = json.dumps(dataclasses.asdict(record), separators=(",", ":"))
-            pipe.xadd(self.stream, {"r": data}, maxlen=self.stream_maxlen, approximate=True)
-        await self._call(pipe.execute())
+        """Write once per batch id (see `_LOG`); spooled while Redis is down."""
+        entry = {
+            "id": uuid.uuid4().hex,
+            "records": [json.dumps(dataclasses.asdict(r), separators=(",", ":")) for r in batch],
+        }
+        if self.spool is not None and self.spool.pending_bytes:
+            if not self.spool.append("log", entry):
+                raise LedgerUnavailable("redis unavailable and the spool is full")
+            return
+        try:
+            await self._write_now(entry)
+        except LedgerUnavailable:
+            if self.spool is None or not self.spool.append("log", entry):
+                raise
+
+    async def _write_now(self, entry: dict[str, Any]) -> None:
+        keys = [self.stream, self._key("once", f"log:{entry['id']}")]
+        args = [_ONCE_MS, self.stream_maxlen, *entry["records"]]
+        await self._call(self._log(keys=keys, args=args))
 
     async def query(
         self,
@@ -277,11 +358,28 @@ class RedisRequestLog(BatchingRequestLog, _Guarded):
 
 
 def open_redis(
-    url: str, prefix: str = "tierwise", stream_maxlen: int = 1_000_000, timeout_s: float = 2.0
+    url: str,
+    prefix: str = "tierwise",
+    stream_maxlen: int = 1_000_000,
+    timeout_s: float = 2.0,
+    spool_dir: Path | None = None,
+    spool_max_bytes: int = 256 * 1024 * 1024,
 ) -> tuple[RedisLedger, RedisRequestLog]:
-    """The ledger and request log over one client (the ledger's `aclose` closes it)."""
+    """The ledger and request log over one client (the ledger's `aclose` closes it), sharing
+    one spool under `spool_dir` (none: writes made while Redis is down fail as before)."""
     client = redis_client(url, timeout_s)
+    spool = None
+    if spool_dir is not None:
+        spool = Spool(spool_directory(spool_dir, f"{_without_password(url)}|{prefix}"))
+        spool.max_bytes = spool_max_bytes
     return (
-        RedisLedger(client, prefix, timeout_s),
-        RedisRequestLog(client, prefix, stream_maxlen, timeout_s),
+        RedisLedger(client, prefix, timeout_s, spool),
+        RedisRequestLog(client, prefix, stream_maxlen, timeout_s, spool=spool),
     )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

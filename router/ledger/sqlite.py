@@ -248,7 +248,9 @@ class SqliteLedger:
 
         return await self._transaction(work)
 
-    async def settle(self, rid: str, lines: Sequence[Line], actual_micros: int, now: float) -> None:
+    async def settle(
+        self, rid: str, lines: Sequence[Line], actual_micros: int, now: float, held: bool = True
+    ) -> None:
         def work(conn: sqlite3.Connection) -> None:
             for line in lines:
                 conn.execute(_UPSERT_SPEND, (line.key, actual_micros, line.expires_at, now))

@@ -8,7 +8,9 @@ Supported URLs (`SUPPORTED`):
   may share the file. The directory must exist.
 - `redis://[:password@]host[:port][/db][?prefix=NAME&stream_maxlen=N]` (or `rediss://`) —
   shared by several replicas. `prefix` (default `tierwise`) namespaces every key;
-  `stream_maxlen` (default 1000000) caps the request log stream (approximately).
+  `stream_maxlen` (default 1000000) caps the request log stream (approximately). With
+  `spool_dir`, settlements and request-log batches that Redis cannot take are kept on disk
+  there and replayed when it is back (`router.ledger.spool`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ class Store:
     url: str
     ledger: Ledger
     requests: RequestLog
+
+    def start(self) -> None:
+        """Background work once the event loop runs: replay what an earlier process of this
+        store left in the spool."""
+        spool = getattr(self.ledger, "spool", None)
+        if spool is not None:
+            spool.watch()
 
     async def aclose(self) -> None:
         try:
@@ -91,8 +100,11 @@ def _redis_parts(url: str) -> tuple[str, str, int]:
     return plain, prefix, int(maxlen_text)
 
 
-def open_store(url: str) -> Store:
-    """The store a URL names (see `SUPPORTED`); `ValueError` saying why for a bad URL."""
+def open_store(
+    url: str, spool_dir: Path | None = None, spool_max_bytes: int = 256 * 1024 * 1024
+) -> Store:
+    """The store a URL names (see `SUPPORTED`); `ValueError` saying why for a bad URL.
+    `spool_dir`: where a `redis://` store spools writes while Redis is down (None: no spool)."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
         if url.lower() not in ("memory://", "memory:"):
@@ -105,6 +117,12 @@ def open_store(url: str) -> Store:
         plain, prefix, maxlen = _redis_parts(url)
         from router.ledger.redis import open_redis  # the only module that imports redis
 
-        ledger, requests = open_redis(plain, prefix=prefix, stream_maxlen=maxlen)
+        ledger, requests = open_redis(
+            plain,
+            prefix=prefix,
+            stream_maxlen=maxlen,
+            spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
+        )
         return Store(url, ledger, requests)
     raise _bad(url, f"unknown scheme {scheme!r}" if scheme else "no scheme")

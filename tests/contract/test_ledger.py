@@ -89,7 +89,7 @@ async def test_reserve_within_and_over_the_limit(ledger: Ledger, now: float) -> 
 
 async def test_reserve_is_all_or_nothing_across_lines(ledger: Ledger, now: float) -> None:
     roomy, tight = line("global:month:x", 10_000, now), line("key:alice:day", 500, now)
-    await ledger.settle("earlier", [tight], 300, now)
+    await ledger.settle("earlier", [tight], 300, now, held=False)
     refused = await ledger.reserve("r1", [roomy, tight], 250, 30, now)
     assert refused == Refused(tight.key, 300, 0, 500)
     assert await ledger.state([roomy, tight], now) == [
@@ -131,7 +131,7 @@ async def test_settle_after_the_lease_expired_still_records_spend(
     assert await ledger.reserve("r1", [a], 500, 5, now) is None
     await ledger.settle("r1", [a], 900, now + 60)  # may pass the limit: the money is spent
     assert await ledger.state([a], now + 60) == [LineState(a.key, 900, 0)]
-    await ledger.settle("never-reserved", [a], 300, now + 61)
+    await ledger.settle("never-reserved", [a], 300, now + 61, held=False)
     assert await ledger.state([a], now + 61) == [LineState(a.key, 1_200, 0)]
 
 
@@ -154,7 +154,7 @@ async def test_reserving_the_same_id_again_replaces_it(ledger: Ledger, now: floa
 
 async def test_state_of_unknown_lines_is_zero_in_order(ledger: Ledger, now: float) -> None:
     known, unknown = line("known", 100, now), line("unknown", 100, now)
-    await ledger.settle("r", [known], 7, now)
+    await ledger.settle("r", [known], 7, now, held=False)
     assert await ledger.state([unknown, known], now) == [
         LineState(unknown.key, 0, 0),
         LineState(known.key, 7, 0),

@@ -4,16 +4,18 @@ free port; the shared 6379 server is never touched)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from router.fakes.processes import free_port
-from router.ledger import LedgerUnavailable, Line, LineState, open_store
+from router.ledger import Ledger, LedgerUnavailable, Line, LineState, open_store
 from tests.contract.test_ledger import _drop_redis_prefix, _redis_url
 
 
@@ -74,7 +76,7 @@ async def test_prefixes_isolate_stores() -> None:
     a = Line("global:day", 1_000, now + 600)
     try:
         assert await one.ledger.reserve("r1", [a], 1_000, 60, now) is None
-        await one.ledger.settle("r0", [a], 5, now)
+        await one.ledger.settle("r0", [a], 5, now, held=False)
         assert await one.ledger.mark_alerted("x", now + 600, now) is True
         assert await two.ledger.state([a], now) == [LineState(a.key, 0, 0)]
         assert await two.ledger.reserve("r1", [a], 1_000, 60, now) is None
@@ -147,3 +149,43 @@ async def test_request_log_write_failures_are_counted_not_raised(
         assert [r.request_id for r in page] == ["req-7"] and store.requests.failed == 3
     finally:
         await store.aclose()
+
+
+async def test_writes_made_during_an_outage_are_spooled_and_replayed_once(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    from tests.contract.test_requestlog import record
+
+    store = open_store(f"redis://127.0.0.1:{throwaway_redis.port}/0?prefix=spool", tmp_path)
+    ledger, requests = store.ledger, store.requests
+    now = time.time()
+    a = Line("global:day", 10_000, now + 600)
+    try:
+        throwaway_redis.stop()
+        await ledger.settle("down-1", [a], 40, now, held=False)  # spooled, not raised
+        await ledger.settle("down-2", [a], 2, now, held=False)
+        requests.append(record(9001))
+        await requests.flush()
+        assert requests.failed == 0
+        assert list(tmp_path.rglob("*.spool")), "nothing was spooled to disk"
+
+        throwaway_redis.start()  # empty again; the spool brings the outage's writes back
+        deadline = time.monotonic() + 10
+        while (await _state_or_none(ledger, a)) != LineState(a.key, 42, 0):
+            assert time.monotonic() < deadline, "the spool was not replayed"
+            await asyncio.sleep(0.1)
+        records, _ = await requests.query(limit=10)
+        assert [r.request_id for r in records] == ["req-9001"]
+        await ledger.settle("down-1", [a], 40, time.time(), held=False)  # a replayed duplicate
+        assert await ledger.state([a], time.time()) == [LineState(a.key, 42, 0)]
+    finally:
+        await store.aclose()
+    assert not list(tmp_path.rglob("*.spool")), "a drained spool leaves no file behind"
+
+
+async def _state_or_none(ledger: Ledger, line: Line) -> LineState | None:
+    try:
+        [state] = await ledger.state([line], time.time())
+    except LedgerUnavailable:
+        return None
+    return state

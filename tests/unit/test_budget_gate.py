@@ -168,7 +168,10 @@ async def test_unavailable_ledger_fails_closed_for_the_frontier_by_default() -> 
     gate = BudgetGate(p, DownLedger(), Clock(ts(2026, 11, 22, 12)))
     admission = await gate.admit("r1", hard(p), None, None, body())
     assert (admission.decision.tier, admission.decision.reason) == ("cheap", "ledger_unavailable")
-    assert admission.lines == []
+    # nothing is reserved, but the lines it counts against are named, so that its settlement
+    # (spooled until the ledger is back) charges them
+    assert [x.key for x in admission.lines] == ["global-day|all|2026-11-22"]
+    assert not admission.held  # the cheap tier is free here: nothing to hold anyway
     strict = policy(unavailable="reject")
     with pytest.raises(LedgerDown):
         await BudgetGate(strict, DownLedger(), Clock(0)).admit(
