@@ -80,6 +80,17 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
+@pytest.fixture
+def cheap_server(logs_dir: Path) -> Iterator[ServerProcess]:
+    """A fake upstream of its own (model `local`) for one test, as the cheap tier."""
+    port = free_port()
+    server = ServerProcess(
+        upstream_command(port, name="local"), port, "/_stats", log=logs_dir / f"cheap_{port}.log"
+    )
+    with server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def fake_upstream(logs_dir: Path) -> Iterator[ServerProcess]:
     """One fake OpenAI/Anthropic-compatible upstream process for the whole session."""

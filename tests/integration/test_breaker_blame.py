@@ -10,30 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from router.fakes.processes import ServerProcess, free_port, upstream_command
+from router.fakes.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
 
 EASY = "hi there"
 HARD = "Prove step by step that the integral of x^2 from 0 to 1 is 1/3, then write python code."
 BROKEN = "[[status:500]]"  # both fakes answer this prompt with a 500
 SLOW = "[[sleep:1.5]]"  # ... and this one after the tiers' 1 s total_timeout_s
-
-
-@pytest.fixture
-def cheap_server(logs_dir: Path) -> Iterator[ServerProcess]:
-    port = free_port()
-    server = ServerProcess(
-        upstream_command(port, name="local"), port, "/_stats", log=logs_dir / f"cheap_{port}.log"
-    )
-    with server:
-        yield server
 
 
 def _policy(tmp: Path, cheap: ServerProcess, frontier: ServerProcess, **breaker: Any) -> Path:

@@ -8,7 +8,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,11 @@ import httpx
 import openai
 import pytest
 
-from router.fakes.processes import ServerProcess, free_port, guarded_env, upstream_command
+from router.fakes.processes import ServerProcess, guarded_env
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import anthropic_client, openai_client
 
 EASY = "hi"
-
-
-@pytest.fixture
-def cheap_server(logs_dir: Path) -> Iterator[ServerProcess]:
-    port = free_port()
-    server = ServerProcess(
-        upstream_command(port, name="local"), port, "/_stats", log=logs_dir / f"cheap_{port}.log"
-    )
-    with server:
-        yield server
 
 
 def policy(tmp: Path, local: ServerProcess, remote: ServerProcess, **extra: Any) -> Path:

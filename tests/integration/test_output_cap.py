@@ -4,29 +4,17 @@ fallback. Real proxy, fake upstream processes, the `openai` and `anthropic` SDKs
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from policies import default_policy_path, load_policy
-from router.fakes.processes import ServerProcess, free_port, upstream_command
+from router.fakes.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import anthropic_client, openai_client
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-@pytest.fixture
-def cheap_server(logs_dir: Path) -> Iterator[ServerProcess]:
-    port = free_port()
-    server = ServerProcess(
-        upstream_command(port, name="local"), port, "/_stats", log=logs_dir / f"cheap_{port}.log"
-    )
-    with server:
-        yield server
 
 
 def _last_body(server: ServerProcess) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from router.fakes.processes import ServerProcess, free_port, upstream_command
+from router.fakes.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import openai_client
 
@@ -25,16 +24,6 @@ HARD = "Prove step by step that the integral of x^2 from 0 to 1 is 1/3, then wri
 # output tokens only: with max_tokens=5 and the fake answering 5 tokens, a frontier request
 # reserves and costs exactly $0.005
 PRICE = {"input_per_mtok": 0.0, "output_per_mtok": 1000.0}
-
-
-@pytest.fixture
-def cheap_server(logs_dir: Path) -> Iterator[ServerProcess]:
-    port = free_port()
-    server = ServerProcess(
-        upstream_command(port, name="local"), port, "/_stats", log=logs_dir / f"cheap_{port}.log"
-    )
-    with server:
-        yield server
 
 
 def _policy(
