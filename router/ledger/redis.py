@@ -207,6 +207,7 @@ class RedisLedger(_Guarded):
         self.spool = spool
         if spool is not None:
             spool.handlers["settle"] = self._replay_settle
+            spool.handlers["release"] = self._replay_release
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
         self._release = client.register_script(_RELEASE)
@@ -258,8 +259,25 @@ class RedisLedger(_Guarded):
         )
 
     async def release(self, rid: str, lines: Sequence[Line], now: float) -> None:
+        """Free `rid`'s reservation (idempotent); spooled like `settle` while Redis is down, so
+        a call that failed during an outage does not hold its budget until its lease ends."""
+        entry = {"rid": rid, "lines": [_line_json(x) for x in lines]}
+        if self.spool is not None and self.spool.pending_bytes:
+            self.spool.append("release", entry)
+            return
+        try:
+            await self._release_now(rid, lines)
+        except LedgerUnavailable:
+            if self.spool is None or not self.spool.append("release", entry):
+                raise
+
+    async def _release_now(self, rid: str, lines: Sequence[Line]) -> None:
         keys = [self._key(kind, line.key) for line in lines for kind in ("z", "a")]
         await self._call(self._release(keys=keys, args=[rid]))
+
+    async def _replay_release(self, entry: dict[str, Any]) -> None:
+        lines = [Line(k, limit, expires) for k, limit, expires in entry["lines"]]
+        await self._release_now(entry["rid"], lines)
 
     async def state(self, lines: Sequence[Line], now: float) -> list[LineState]:
         result = await self._call(self._state(keys=self._line_keys(lines), args=[repr(now)]))

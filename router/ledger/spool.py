@@ -1,4 +1,4 @@
-"""A bounded on-disk spool for writes the shared store (Redis) could not take: settlements and
+"""A bounded on-disk spool for writes the shared store (Redis) could not take: settlements,
 request-log batches made while it is down are appended here and replayed, in order, once it is
 back, so that after an outage the request log, the per-tier spend and every budget line agree.
 

@@ -29,11 +29,25 @@ def _answers(port: int) -> bool:
 
 
 class ThrowawayRedis:
-    def __init__(self, port: int) -> None:
+    """A redis-server on its own port: empty after each restart, or, with `directory`, restarted
+    from its append-only file there (every write fsynced)."""
+
+    def __init__(self, port: int, directory: Path | None = None) -> None:
         self.port = port
+        self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        persist = ["--appendonly", "no"]
+        if self.directory is not None:
+            persist = [
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.directory),
+            ]
         self.process = subprocess.Popen(
             [
                 "redis-server",
@@ -43,8 +57,7 @@ class ThrowawayRedis:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *persist,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -181,6 +194,34 @@ async def test_writes_made_during_an_outage_are_spooled_and_replayed_once(
     finally:
         await store.aclose()
     assert not list(tmp_path.rglob("*.spool")), "a drained spool leaves no file behind"
+
+
+async def test_reservations_freed_or_settled_during_an_outage_are_spooled(tmp_path: Path) -> None:
+    """A call reserved before Redis went down and failed while it was down frees its
+    reservation once Redis is back (its release was spooled), one that succeeded is charged;
+    neither holds budget until its lease runs out."""
+    server = ThrowawayRedis(free_port(), tmp_path / "aof")
+    (tmp_path / "aof").mkdir()
+    server.start()
+    store = open_store(f"redis://127.0.0.1:{server.port}/0?prefix=held", tmp_path / "spool")
+    ledger = store.ledger
+    now = time.time()
+    a, b = Line("global:day", 10_000, now + 600), Line("team:day", 10_000, now + 600)
+    try:
+        assert await ledger.reserve("failed", [a, b], 300, 600, now) is None
+        assert await ledger.reserve("served", [a, b], 500, 600, now) is None
+        server.stop()
+        await ledger.release("failed", [a, b], now)  # spooled, not raised
+        await ledger.settle("served", [a, b], 120, now)
+        server.start()  # from its AOF: both reservations are still there
+        deadline = time.monotonic() + 10
+        while (await _state_or_none(ledger, a)) != LineState(a.key, 120, 0):
+            assert time.monotonic() < deadline, "the spooled release/settle was not replayed"
+            await asyncio.sleep(0.1)
+        assert await ledger.state([b], time.time()) == [LineState(b.key, 120, 0)]
+    finally:
+        await store.aclose()
+        server.stop()
 
 
 async def _state_or_none(ledger: Ledger, line: Line) -> LineState | None:
