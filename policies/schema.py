@@ -159,9 +159,10 @@ class Breaker(_Strict):
     were counted failures; it refuses calls for `cooldown_s`, then lets one probe decide.
 
     Counted: connection errors and refused credentials (401/403) at once; a 5xx or a timeout
-    when the other tier then answered the same request, or when no other tier was tried. Not
-    counted: 4xx answers (429 included), and a 5xx/timeout the request also got from the other
-    tier (most likely the request's fault, not the tier's)."""
+    when the other tier then answered the same request; towards `failure_rate` only (never a
+    streak), a 5xx or timeout no other tier could check (no fallback, or the other tier down or
+    skipped). Not counted: 4xx answers (429 included), and a 5xx/timeout the request also got
+    from the other tier (most likely the request's fault, not the tier's)."""
 
     failures: int = Field(default=5, ge=1)
     cooldown_s: float = Field(default=10.0, gt=0)

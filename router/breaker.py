@@ -8,6 +8,10 @@ Pure state machine (the clock is passed in). `closed` -> `open` when either
 - over the last `window_s` seconds at least `min_requests` calls ended (successes and counted
   failures) and the counted failures are at least `failure_rate` of them;
 
+a failure the caller could not check against another tier (`streak=False`: a 5xx or timeout of
+a request that no other tier was asked to answer) counts only towards the rate, so that a run of
+bad prompts cannot open the only tier still serving; in half-open it only frees the probe slot.
+
 -> `open` for `cooldown_s` (calls are refused at once) -> `half_open`: one probe call is let
 through; its success closes the breaker (and empties the window), its failure opens it again
 for another cooldown. A call that says nothing about the tier (`neutral`: a 429, a failure the
@@ -65,18 +69,23 @@ class Breaker:
         self.probing = False
         self._record(now, 0)
 
-    def failure(self, now: float) -> None:
-        self.consecutive += 1
+    def failure(self, now: float, streak: bool = True) -> None:
         self._record(now, 1)
-        if (
-            self.state == "half_open"
-            or self.consecutive >= self.failures
-            or (self.calls >= self.min_requests and self.failed >= self.failure_rate * self.calls)
-        ):
+        if streak:
+            self.consecutive += 1
+            trips = (
+                self.state == "half_open" or self.consecutive >= self.failures or self._over_rate()
+            )
+        else:  # unchecked: the rate alone, and never a half-open probe
+            trips = self.state == "closed" and self._over_rate()
+        if trips:
             self.state = "open"
             self.opened_at = now
-            self.probing = False
             self.consecutive = 0
+        self.probing = False
+
+    def _over_rate(self) -> bool:
+        return self.calls >= self.min_requests and self.failed >= self.failure_rate * self.calls
 
     def neutral(self) -> None:
         """A call ended without telling anything about the tier: free the probe slot."""

@@ -365,12 +365,15 @@ def _tier_fault(exc: Exception) -> bool | None:
 class _Blame:
     """Which of a request's failures count against a tier's circuit breaker.
 
-    A connection-level failure counts at once. A 5xx or timeout that is followed by a fallback
-    is held (`pending`) until the fallback's outcome: when the other tier answers (any status
-    the client gets), or the fallback is not actually made, or it cannot reach its tier, the
-    first tier's failure counts; when the other tier fails the same request with a 5xx or a
-    timeout too, neither counts (the request is the likely cause). Each request counts at most
-    once per tier (its retries within a tier are one call)."""
+    A connection-level failure counts at once. A 5xx or timeout is checked against the other
+    tier where it can be: with a fallback it is held (`pending`) until the fallback's outcome;
+    when the other tier answers the request, the first tier's failure counts in full; when the
+    other tier fails it with a 5xx or a timeout too, neither counts (the request is the likely
+    cause). A failure no other tier could check (no fallback for the request, or the other tier
+    was skipped, refused, unreachable or answered 429) counts only towards the breaker's failure
+    rate (`streak=False`), never its consecutive count: while one tier is down, bad prompts must
+    not open the only tier still serving. Each request counts at most once per tier (its retries
+    within a tier are one call)."""
 
     state: ProxyState
     pending: tuple[str, str] | None = None  # (tier, cause)
@@ -388,15 +391,16 @@ class _Blame:
             self.drop()
         elif fallback:
             self.pending = tier, cause
-        else:  # no other tier was asked
-            health.failure(tier, cause)
+        else:  # no other tier was asked: unchecked
+            health.failure(tier, cause, streak=False)
 
-    def settle(self) -> None:
-        """Count the held failure: the other tier answered, or was not really asked."""
+    def settle(self, answered: bool) -> None:
+        """Count the held failure: in full when the other tier `answered` the request, towards
+        the rate only when it was not really asked."""
         if self.pending is not None:
             tier, cause = self.pending
             self.pending = None
-            self.state.health.failure(tier, cause)
+            self.state.health.failure(tier, cause, streak=answered)
 
     def drop(self) -> None:
         """Forget the held failure (its tier's breaker only frees a probe slot)."""
@@ -489,7 +493,7 @@ async def _attempts(r: Routed, outcome: _Outcome, blame: _Blame) -> Response | R
             status = exc.reply.status if isinstance(exc, _Retryable) else exc.status
             why = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
             if isinstance(exc, _Retryable) and fallback is None:
-                blame.settle()
+                blame.settle(answered=False)
                 outcome.add(r, call.decision.tier, f"http_{status}", cause, None)
                 call.finish(status, None, ok=False, reason=outcome.failed())
                 return Response(exc.reply.body, exc.reply.status, headers, "application/json")
@@ -504,9 +508,9 @@ async def _attempts(r: Routed, outcome: _Outcome, blame: _Blame) -> Response | R
             call.finish(500, None, ok=False, record=False)
             raise
         else:
-            blame.settle()  # the fallback answered: the first tier's failure was its own
+            blame.settle(answered=True)  # the fallback answered: the first tier's fault
             return response
-    blame.settle()  # no fallback call was made (or it could not reach its tier)
+    blame.settle(answered=False)  # no fallback call was made (or it could not reach its tier)
     assert failure is not None
     if isinstance(failure, _Retryable):
         failure = UpstreamError(decision.tier, f"HTTP {failure.reply.status}")

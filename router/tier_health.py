@@ -52,9 +52,10 @@ class TierHealth:
     def success(self, tier: str) -> None:
         self.breakers[tier].success(self.clock())
 
-    def failure(self, tier: str, cause: str | None = None) -> None:
-        """Count a failure against `tier`; `cause` is kept to explain an open breaker later."""
-        self.breakers[tier].failure(self.clock())
+    def failure(self, tier: str, cause: str | None = None, streak: bool = True) -> None:
+        """Count a failure against `tier`; `cause` is kept to explain an open breaker later.
+        `streak=False`: a failure no other tier could check, counted towards the rate only."""
+        self.breakers[tier].failure(self.clock(), streak)
         if cause is not None:
             self.last_failure[tier] = cause
 

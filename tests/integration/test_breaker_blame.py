@@ -180,3 +180,40 @@ def test_a_failure_rate_over_the_window_opens_without_five_in_a_row(
     # the 10th call (6 failures of 10) opens it; the 11th request finds it open
     assert len(reasons) == 11 and reasons[-1] == "fallback:cheap_breaker_open", reasons
     assert _breakers(proxy)["cheap"] == "open"
+
+
+def test_bad_prompts_never_open_the_only_tier_left(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    """With the cheap tier dead, prompts that fail on the frontier by themselves cannot be
+    checked against another tier: they count towards its failure rate, never its streak."""
+    proxy = start_proxy(_policy(tmp_path, cheap_server, fake_upstream, min_requests=20))
+    cheap_server.stop()
+    with httpx.Client(base_url=proxy.url, headers={"authorization": "Bearer k"}) as client:
+        for i in range(6):  # each shape of request in turn, 18 failures in a row on the frontier
+            assert _post(client, f"{EASY} {i} {BROKEN}").status_code == 502  # cheap first
+            assert _post(client, f"{HARD} {i} {BROKEN}").status_code == 502  # frontier first
+            assert _post(client, f"{HARD} {i} {BROKEN}", model="frontier").status_code == 502
+        assert _breakers(proxy) == {"cheap": "open", "frontier": "closed"}
+        fine = _post(client, HARD)
+        assert fine.status_code == 200 and fine.headers["x-tierwise-tier"] == "frontier"
+
+
+def test_a_tier_failing_everything_with_no_fallback_still_opens_on_its_rate(
+    start_proxy: StartProxy,
+    fake_upstream: ServerProcess,
+    cheap_server: ServerProcess,
+    tmp_path: Path,
+) -> None:
+    proxy = start_proxy(_policy(tmp_path, cheap_server, fake_upstream, min_requests=8))
+    sick = "[[status:500@frontier-model]]"
+    with httpx.Client(base_url=proxy.url, headers={"authorization": "Bearer k"}) as client:
+        details = [
+            _post(client, f"{HARD} {i} {sick}", model="frontier").json()["error"]["message"]
+            for i in range(9)
+        ]
+    assert _breakers(proxy)["frontier"] == "open"
+    assert "circuit breaker open" not in details[7] and "circuit breaker open" in details[8]

@@ -112,3 +112,34 @@ def test_a_neutral_probe_frees_the_slot_for_the_next_one() -> None:
     assert b.state == "half_open" and b.allow(10.2)
     b.failure(10.3)
     assert _state(b) == "open" and not b.allow(15)
+
+
+def test_unchecked_failures_never_make_a_streak() -> None:
+    b = Breaker(failures=3, min_requests=10, failure_rate=0.5)
+    for _ in range(9):  # nine unchecked failures in a row: below the volume, no streak
+        b.failure(0, streak=False)
+    assert b.state == "closed" and b.consecutive == 0
+    b.failure(0, streak=False)  # the tenth: the rate over the window opens it
+    assert _state(b) == "open"
+
+
+def test_unchecked_failures_count_towards_the_rate_with_checked_ones() -> None:
+    b = Breaker(failures=5, min_requests=10, failure_rate=0.5)
+    for _ in range(4):
+        b.failure(0)
+        b.failure(0, streak=False)
+    assert b.state == "closed" and b.consecutive == 4
+    b.success(1)
+    b.failure(1, streak=False)  # 9 of 10 failed
+    assert _state(b) == "open"
+
+
+def test_an_unchecked_probe_failure_keeps_it_half_open_and_frees_the_slot() -> None:
+    b = Breaker(failures=1, cooldown_s=10, min_requests=100)
+    b.failure(0)
+    assert b.allow(10.5) and b.state == "half_open"
+    b.failure(10.6, streak=False)
+    assert _state(b) == "half_open"
+    assert b.allow(10.7)  # the next probe
+    b.failure(10.8)  # a checked failure opens it again
+    assert _state(b) == "open"
