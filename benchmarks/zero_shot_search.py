@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import sys
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,14 +36,15 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from classifiers.accurate import fit_ridge, per_task_targets
 from classifiers.artifact import load_scorer
-from classifiers.data import Row, default_data_dir, pair_scores, read_rows, row_text
+from classifiers.data import Row, default_data_dir, read_rows
 from classifiers.embedding import StaticEmbedder
-from classifiers.evaluate import REFERENCE_PAIRS
 from classifiers.features import analyse
 from classifiers.metrics import apgr
 from classifiers.stem import stem
 from classifiers.target import Example, build_examples
+from classifiers.train_accurate import Held
 
 Array = npt.NDArray[np.float64]
 Predict = Callable[[Array], Array]
@@ -54,7 +54,6 @@ CUES = 12  # log1p(len) + 11 dense cues
 ALPHAS = (100.0, 1000.0, 3000.0)
 FAILURE_SHARES = (0.0, 0.25)
 FEATURES = ("cues", "cues+stem", "ensemble")
-MIN_TASK_ROWS = 15
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 
@@ -76,83 +75,30 @@ class Features:
         return np.stack([self.row(t) for t in texts])
 
 
-def _pct(values: Sequence[float]) -> Array:
-    arr = np.asarray(values, dtype=np.float64)
-    order = np.argsort(np.argsort(arr, kind="stable"), kind="stable")
-    out: Array = (order + 0.5) / len(arr)
-    return out
-
-
-def per_task_targets(examples: Sequence[Example], failure_share: float) -> Array:
-    """Each example's target as its percentile rank within its (family, task)."""
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, ex in enumerate(examples):
-        groups[(ex.family, ex.task)].append(i)
-    y = np.zeros(len(examples))
-    for idx in groups.values():
-        gain = _pct([examples[i].target for i in idx])
-        fail = _pct([examples[i].failure for i in idx])
-        y[idx] = (1.0 - failure_share) * gain + failure_share * fail
-    return y
-
-
-def _ridge(x: Array, y: Array, alpha: float) -> Predict:
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    z = (x - mean) / scale
-    w = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean()))
-
-    def predict(x2: Array) -> Array:
-        out: Array = ((x2 - mean) / scale) @ w
-        return out
-
-    return predict
-
-
 def _standard(p: Array) -> Array:
     out: Array = (p - p.mean()) / (p.std() + 1e-12)
     return out
 
 
 def fit_candidate(x: Array, y: Array, alpha: float, features: str) -> Predict:
+    cues = fit_ridge(x, y, alpha, columns=CUES)
     if features == "cues":
-        cues = _ridge(x[:, :CUES], y, alpha)
-        return lambda x2: cues(x2[:, :CUES])
-    full = _ridge(x, y, alpha)
+        return cues.predict
+    full = fit_ridge(x, y, alpha)
     if features == "cues+stem":
-        return full
-    cues = _ridge(x[:, :CUES], y, alpha)
-    return lambda x2: _standard(full(x2)) + _standard(cues(x2[:, :CUES]))
+        return full.predict
+    return lambda x2: _standard(full.predict(x2)) + _standard(cues.predict(x2))
 
 
-class Scored:
-    """One file's rows of a family's reference pair, with feature rows and tasks."""
+class Scored(Held):
+    """One file's rows of a family's reference pair, with their feature rows."""
 
     def __init__(self, rows: Sequence[Row], family: str, feats: Features) -> None:
-        weak, strong = REFERENCE_PAIRS[family]
-        idx, w, s = pair_scores(rows, weak, strong)
-        self.texts = [row_text(rows[i]) for i in idx]
-        self.tasks = [rows[i].task for i in idx]
-        self.w = np.asarray(w)
-        self.s = np.asarray(s)
+        super().__init__(rows, family)
         self.x = feats.matrix(self.texts)
 
     def apgr_all(self, scores: Array) -> float:
         return apgr(scores, self.w, self.s)
-
-    def apgr_task_mean(self, scores: Array, task: str | None = None) -> float:
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i, t in enumerate(self.tasks):
-            if task is None or t == task:
-                groups[t].append(i)
-        values = [
-            apgr(scores[idx], self.w[idx], self.s[idx])
-            for idx in groups.values()
-            if len(idx) >= MIN_TASK_ROWS
-        ]
-        finite = [v for v in values if math.isfinite(v)]
-        return float(np.mean(finite)) if finite else math.nan
 
 
 def _selection(
@@ -168,14 +114,14 @@ def _selection(
         predict = fit_candidate(
             feats.matrix([e.text for e in exs]), per_task_targets(exs, share), alpha, features
         )
-        terms[f"loso:{held}"] = train[held].apgr_task_mean(predict(train[held].x))
+        terms[f"loso:{held}"] = train[held].task_mean(predict(train[held].x))
     loto = []
     for task in sorted({e.task for e in examples["dcrouter"]}):
         exs = [e for f in FAMILIES for e in examples[f] if not (f == "dcrouter" and e.task == task)]
         predict = fit_candidate(
             feats.matrix([e.text for e in exs]), per_task_targets(exs, share), alpha, features
         )
-        value = train["dcrouter"].apgr_task_mean(predict(train["dcrouter"].x), task)
+        value = train["dcrouter"].task_mean(predict(train["dcrouter"].x), task)
         if math.isfinite(value):
             loto.append(value)
     terms["loto:dcrouter"] = float(np.mean(loto))
@@ -212,7 +158,7 @@ def main() -> None:
     selection = {}
     for cand in track(cands, description="train-only selection", console=console):
         selection[str(cand)] = _selection(examples, train, feats, cand)
-    length_sel = {f"loso:{f}": train[f].apgr_task_mean(train[f].x[:, 0]) for f in FAMILIES}
+    length_sel = {f"loso:{f}": train[f].task_mean(train[f].x[:, 0]) for f in FAMILIES}
     chosen = max(cands, key=lambda c: selection[str(c)]["mean"])
     # dev: scored only now, for every candidate (the choice above is already made)
     shipped = load_scorer()
@@ -228,7 +174,7 @@ def main() -> None:
             p = predict(dev[f].x)
             dev_table[str(cand)][f] = {
                 "apgr": dev[f].apgr_all(p),
-                "task_mean": dev[f].apgr_task_mean(p),
+                "task_mean": dev[f].task_mean(p),
             }
     base_dev: dict[str, dict[str, dict[str, float]]] = {"length": {}, "shipped": {}}
     for f in FAMILIES:
@@ -236,11 +182,11 @@ def main() -> None:
         ship = np.array([shipped.difficulty(t) for t in dev[f].texts])
         base_dev["length"][f] = {
             "apgr": dev[f].apgr_all(lengths),
-            "task_mean": dev[f].apgr_task_mean(lengths),
+            "task_mean": dev[f].task_mean(lengths),
         }
         base_dev["shipped"][f] = {
             "apgr": dev[f].apgr_all(ship),
-            "task_mean": dev[f].apgr_task_mean(ship),
+            "task_mean": dev[f].task_mean(ship),
         }
     table = Table(title="zero-shot candidates: train-only selection | dev APGR (reference pairs)")
     for col in (

@@ -36,6 +36,7 @@ __all__ = [
     "MAX_WAITING_BODIES",
     "OVERFLOW_GRACE_S",
     "json_depth",
+    "json_kind",
     "parse_chat_request",
     "parse_json",
     "read_body",
@@ -250,7 +251,7 @@ def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     return body
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """How a wrong value is named in an error message."""
     if value is None:
         return "null"
@@ -282,11 +283,11 @@ def _check_content(where: str, role: str, message: Mapping[str, Any]) -> None:
         return
     if not isinstance(content, list):
         raise BadRequest(
-            f"{where}.content must be a string or a list of content parts, not {_kind(content)}"
+            f"{where}.content must be a string or a list of content parts, not {json_kind(content)}"
         )
     for j, part in enumerate(content):
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            got = _kind(part) if not isinstance(part, dict) else "an object without a 'type'"
+            got = json_kind(part) if not isinstance(part, dict) else "an object without a 'type'"
             raise BadRequest(
                 f"{where}.content[{j}] must be a content part: an object with a 'type' "
                 f'(e.g. {{"type": "text", "text": "..."}}), not {got}'
@@ -300,7 +301,7 @@ def _check_positive_int(body: Mapping[str, Any], field: str) -> None:
     if value is None:  # absent or null: the default
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"'{field}' must be a positive integer, not {_kind(value)}")
+        raise BadRequest(f"'{field}' must be a positive integer, not {json_kind(value)}")
     if value < 1:
         raise BadRequest(f"'{field}' must be a positive integer, not {value}")
     if value > MAX_TOKENS:
@@ -324,7 +325,7 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
         raise BadRequest("missing required field 'messages' (a non-empty list)")
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise BadRequest(f"messages[{i}] must be an object, not {_kind(message)}")
+            raise BadRequest(f"messages[{i}] must be an object, not {json_kind(message)}")
         role = message.get("role")
         if not isinstance(role, str):
             raise BadRequest(f"messages[{i}].role is required (a string)")
@@ -333,9 +334,9 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
         _check_positive_int(body, field)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        raise BadRequest(f"'stream' must be a boolean, not {_kind(stream)}")
+        raise BadRequest(f"'stream' must be a boolean, not {json_kind(stream)}")
     for field in ("stream_options", "response_format"):
         value = body.get(field)
         if value is not None and not isinstance(value, dict):
-            raise BadRequest(f"'{field}' must be an object, not {_kind(value)}")
+            raise BadRequest(f"'{field}' must be an object, not {json_kind(value)}")
     return body

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from router.errors import BadRequest
-from router.requests import MAX_TOKENS
+from router.requests import MAX_TOKENS, json_kind
 
 __all__ = ["BLOCK_TYPES", "validate", "validate_count_tokens"]
 
@@ -33,19 +33,8 @@ _TOOL_CHOICES = ("auto", "any", "tool", "none")
 _DOCUMENT_MEDIA = {"base64": "application/pdf", "text": "text/plain"}
 
 
-def _kind(value: Any) -> str:
-    """How a wrong value is named in an error message."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
+def _not(value: Any) -> str:
+    return f"not {json_kind(value)}"
 
 
 def _fail(path: str, problem: str) -> NoReturn:
@@ -54,7 +43,7 @@ def _fail(path: str, problem: str) -> NoReturn:
 
 def _object(value: Any, path: str, what: str = "an object") -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        _fail(path, f"must be {what}, not {_kind(value)}")
+        _fail(path, f"must be {what}, not {json_kind(value)}")
     return value
 
 
@@ -65,13 +54,13 @@ def _string(obj: Mapping[str, Any], key: str, path: str, required: bool = True) 
     if value is None and not required:
         return
     if not isinstance(value, str):
-        _fail(f"{path}.{key}", f"must be a string, not {_kind(value)}")
+        _fail(f"{path}.{key}", f"must be a string, not {json_kind(value)}")
 
 
 def _boolean(obj: Mapping[str, Any], key: str, path: str) -> None:
     value = obj.get(key)
     if value is not None and not isinstance(value, bool):
-        _fail(f"{path}.{key}" if path else key, f"must be a boolean, not {_kind(value)}")
+        _fail(f"{path}.{key}" if path else key, f"must be a boolean, not {json_kind(value)}")
 
 
 def _number(body: Mapping[str, Any], key: str, integer: bool = False) -> None:
@@ -81,7 +70,7 @@ def _number(body: Mapping[str, Any], key: str, integer: bool = False) -> None:
     what = "an integer" if integer else "a number"
     numeric = int if integer else int | float
     if isinstance(value, bool) or not isinstance(value, numeric):
-        _fail(key, f"must be {what}, not {_kind(value)}")
+        _fail(key, f"must be {what}, not {json_kind(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         _fail(key, f"must be a finite number, not {value}")
 
@@ -129,7 +118,7 @@ def _document_block(block: Mapping[str, Any], path: str) -> None:
             for j, inner in enumerate(content):
                 _block(inner, f"{where}.content.{j}", frozenset({"text", "image"}), "a document")
         elif not isinstance(content, str):
-            _fail(f"{where}.content", f"must be a string or a list of blocks, not {_kind(content)}")
+            _fail(f"{where}.content", f"must be a string or a list of blocks, {_not(content)}")
     else:
         _fail(
             f"{where}.type",
@@ -155,7 +144,7 @@ def _tool_result_block(block: Mapping[str, Any], path: str) -> None:
         for j, inner in enumerate(content):
             _block(inner, f"{path}.content.{j}", _TOOL_RESULT_BLOCKS, "a tool_result")
     elif content is not None and not isinstance(content, str):
-        _fail(f"{path}.content", f"must be a string or a list of blocks, not {_kind(content)}")
+        _fail(f"{path}.content", f"must be a string or a list of blocks, not {json_kind(content)}")
     _boolean(block, "is_error", path)
 
 
@@ -184,11 +173,11 @@ def _block(block: Any, path: str, allowed: frozenset[str], where: str) -> None:
         _fail(
             path,
             'must be a content block: an object with a \'type\' (e.g. {"type": "text", '
-            f'"text": "..."}}), not {_kind(block)}',
+            f'"text": "..."}}), not {json_kind(block)}',
         )
     kind = block.get("type")
     if not isinstance(kind, str):
-        _fail(f"{path}.type", f"Field required (a string such as 'text'), not {_kind(kind)}")
+        _fail(f"{path}.type", f"Field required (a string such as 'text'), not {json_kind(kind)}")
     if kind not in allowed:
         known = "', '".join(sorted(allowed))
         if kind in _CHECKS:
@@ -203,7 +192,7 @@ def _messages(messages: Any) -> None:
     for i, message in enumerate(messages):
         path = f"messages.{i}"
         if not isinstance(message, dict):
-            _fail(path, f"must be an object with 'role' and 'content', not {_kind(message)}")
+            _fail(path, f"must be an object with 'role' and 'content', not {json_kind(message)}")
         role = message.get("role")
         if not isinstance(role, str) or role not in BLOCK_TYPES:
             _fail(f"{path}.role", "must be 'user' or 'assistant'")
@@ -211,7 +200,7 @@ def _messages(messages: Any) -> None:
         if isinstance(content, str):
             continue
         if not isinstance(content, list):
-            _fail(f"{path}.content", f"must be a string or a list of blocks, not {_kind(content)}")
+            _fail(f"{path}.content", f"must be a string or a list of blocks, {_not(content)}")
         if not content and not (role == "assistant" and i == len(messages) - 1):
             _fail(
                 f"{path}.content",
@@ -226,7 +215,7 @@ def _system(system: Any) -> None:
     if system is None or isinstance(system, str):
         return
     if not isinstance(system, list):
-        _fail("system", f"must be a string or a list of text blocks, not {_kind(system)}")
+        _fail("system", f"must be a string or a list of text blocks, not {json_kind(system)}")
     for j, block in enumerate(system):
         _block(block, f"system.{j}", frozenset({"text"}), "system")
 
@@ -235,7 +224,7 @@ def _tools(tools: Any) -> None:
     if tools is None:
         return
     if not isinstance(tools, list):
-        _fail("tools", f"must be a list of tool definitions, not {_kind(tools)}")
+        _fail("tools", f"must be a list of tool definitions, not {json_kind(tools)}")
     for i, tool in enumerate(tools):
         path = f"tools.{i}"
         if not isinstance(tool, dict) or "input_schema" not in tool:
@@ -264,10 +253,10 @@ def _stop_sequences(stops: Any) -> None:
     if stops is None:
         return
     if not isinstance(stops, list):
-        _fail("stop_sequences", f"must be a list of strings, not {_kind(stops)}")
+        _fail("stop_sequences", f"must be a list of strings, not {json_kind(stops)}")
     for j, stop in enumerate(stops):
         if not isinstance(stop, str):
-            _fail(f"stop_sequences.{j}", f"must be a string, not {_kind(stop)}")
+            _fail(f"stop_sequences.{j}", f"must be a string, not {json_kind(stop)}")
 
 
 def _metadata(metadata: Any) -> None:
@@ -304,7 +293,7 @@ def validate(body: Any) -> dict[str, Any]:
     if max_tokens is None:
         raise BadRequest("max_tokens: Field required (a positive integer)")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
-        _fail("max_tokens", f"must be a positive integer, not {_kind(max_tokens)}")
+        _fail("max_tokens", f"must be a positive integer, not {json_kind(max_tokens)}")
     if max_tokens < 1:
         _fail("max_tokens", f"must be a positive integer, not {max_tokens}")
     if max_tokens > MAX_TOKENS:  # a 400, not a worst case the budgets would try to price
