@@ -33,6 +33,8 @@ class Kind:
     own_fault: bool = False  # fails because of the request itself, on any healthy tier
 
 
+_NOT_ANSWERED = ("ConnectError", "RemoteProtocolError", "ReadError", "WriteError")
+"""httpx errors (by class name: the two SDKs bundle their own httpx) of a call no answer began."""
 _SLOW_STREAM = "[[chunks:40]] [[chunk_delay:0.1]]"  # 4 s: the client hangs up mid-stream
 KINDS: tuple[Kind, ...] = (
     Kind("chat", 44, "openai"),
@@ -106,14 +108,17 @@ class Traffic:
                 status, rid, cost, tier = await _send(sdks[replica], kind, prompt)
             except (openai.APIConnectionError, anthropic.APIConnectionError) as exc:
                 cause = exc.__cause__
-                if type(cause).__name__ in ("ConnectError", "RemoteProtocolError"):
-                    # refused (stopping or down), or a keep-alive connection it closed while
-                    # stopping: nothing was answered, a load balancer would send it elsewhere
+                if type(cause).__name__ in _NOT_ANSWERED:
+                    # refused (stopping or down), or a keep-alive connection it closed (or
+                    # reset) while stopping: nothing was answered; sent elsewhere, as a load
+                    # balancer or the SDKs' own retries would. Had the replica served it after
+                    # all, its record would have no client (`records_without_a_client`).
                     self.reconnects.append(
                         {"t": t - self.started, "replica": replica, "error": type(cause).__name__}
                     )
                     continue
-                return self._outcome(t, kind, replica, "lost", None, None, None, repr(exc))
+                detail = f"{exc!r} caused by {cause!r}"
+                return self._outcome(t, kind, replica, "lost", None, None, None, detail)
             return self._outcome(t, kind, replica, status, rid, cost, tier)
         return self._outcome(t, kind, first, "lost", None, None, None, "no replica answered")
 
