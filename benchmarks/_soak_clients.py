@@ -186,7 +186,7 @@ async def _send(sdk: tuple[Any, Any], kind: Kind, prompt: str) -> Sent:
             raw = await an.messages.with_raw_response.create(
                 model=kind.model, messages=messages, max_tokens=32
             )
-            raw.parse()
+            await raw.parse()  # anthropic's async raw response parses asynchronously
             return _headers(raw.headers, raw.status_code)
         async with an.messages.with_streaming_response.create(
             model=kind.model, messages=messages, max_tokens=64, stream=True
