@@ -45,7 +45,12 @@ def _policy(
                 "price": PRICE,
             },
         },
-        routing={"threshold": 0.5, "breaker": {"failures": 2, "cooldown_s": 60}},
+        routing={
+            "threshold": 0.5,
+            # the pinned and budget-refused failures below are unchecked (no other tier asked):
+            # they open the breaker on its rate, 3 failed of the 4-5 cheap calls, not a streak
+            "breaker": {"failures": 2, "cooldown_s": 60, "min_requests": 4, "failure_rate": 0.6},
+        },
         budgets=budgets,
     )
 
