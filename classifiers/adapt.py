@@ -4,7 +4,9 @@ Features per text: the base scorer's difficulty, ``log1p(len(text))`` and an emb
 question stem (the shipped static embedder, or hashed bag-of-words of the stem when that
 artifact is missing). Candidate models predict the pair's gain ``strong - weak``: closed-form
 ridge regressions on the whole row (several alphas) and kernel smoothers on the embedding
-(several temperatures; a labelled prompt's gain spreads to prompts that read like it). The
+(several temperatures; a labelled prompt's gain spreads to prompts that read like it), and
+every ridge + kernel pair averaged on their ranks (the ridge learns what the features say across
+the labels, the kernel what the nearest labelled prompts say; their errors differ). The
 candidate with the best pooled out-of-fold APGR is kept; the final score blends the base rank
 with its rank, the blend chosen on the same folds with a one-standard-error rule that falls back
 to the base scorer when the labels do not show a gain. Pure numpy: no router, litellm, httpx,
@@ -44,8 +46,8 @@ __all__ = [
     "save_adapted",
 ]
 
-FORMAT = "adapted-2"
-READ_FORMATS = ("adapted-1", FORMAT)
+FORMAT = "adapted-3"
+READ_FORMATS = ("adapted-1", "adapted-2", FORMAT)
 ADAPTED_NAME = "adapted.json"
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 HASH_BUCKETS = 256
@@ -185,20 +187,77 @@ def _fit_kernel(x: Array, y: Array, temperature: float) -> _Kernel:
     return _Kernel(anchors, y.astype(np.float64).copy(), temperature)
 
 
-_Model = _Ridge | _Kernel
+@dataclass
+class _Averaged:
+    """The mean of a ridge's and a kernel smoother's ranks (each against its own predictions
+    on the labels it was fitted on)."""
+
+    members: tuple[_Ridge, _Kernel]
+    quantiles: tuple[list[float], list[float]]
+    kind: str = "average"
+
+    def predict(self, x: Array) -> Array:
+        ridge, kernel = self.members
+        q_ridge, q_kernel = self.quantiles
+        out: Array = (_rank(ridge.predict(x), q_ridge) + _rank(kernel.predict(x), q_kernel)) / 2.0
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "members": [m.to_json() for m in self.members],
+            "quantiles": list(self.quantiles),
+        }
+
+
+def _fit_averaged(x: Array, y: Array, alpha: float, temperature: float) -> _Averaged:
+    ridge = _fit_ridge(x, y, alpha)
+    kernel = _fit_kernel(x, y, temperature)
+    return _Averaged((ridge, kernel), (_quantiles(ridge.predict(x)), _quantiles(kernel.predict(x))))
+
+
+_Model = _Ridge | _Kernel | _Averaged
 _Fit = Callable[[Array, Array], _Model]
 
 
+def _ridge_name(alpha: float) -> str:
+    return f"ridge(alpha={alpha:g})"
+
+
+def _kernel_name(temperature: float) -> str:
+    return f"kernel(t={temperature:g})"
+
+
 def _candidates() -> dict[str, _Fit]:
+    """The single models, by name."""
     out: dict[str, _Fit] = {}
     for alpha in RIDGE_ALPHAS:
-        out[f"ridge(alpha={alpha:g})"] = functools.partial(_fit_ridge, alpha=alpha)
+        out[_ridge_name(alpha)] = functools.partial(_fit_ridge, alpha=alpha)
     for t in KERNEL_TEMPERATURES:
-        out[f"kernel(t={t:g})"] = functools.partial(_fit_kernel, temperature=t)
+        out[_kernel_name(t)] = functools.partial(_fit_kernel, temperature=t)
     return out
 
 
+def _averages() -> dict[str, tuple[str, str, _Fit]]:
+    """Every ridge + kernel average, by name: (ridge name, kernel name, fit)."""
+    return {
+        f"{_ridge_name(alpha)}+{_kernel_name(t)}": (
+            _ridge_name(alpha),
+            _kernel_name(t),
+            functools.partial(_fit_averaged, alpha=alpha, temperature=t),
+        )
+        for alpha in RIDGE_ALPHAS
+        for t in KERNEL_TEMPERATURES
+    }
+
+
 def _model_from_json(data: dict[str, Any]) -> _Model:
+    if data.get("kind") == "average":
+        ridge, kernel = (_model_from_json(m) for m in data["members"])
+        if not isinstance(ridge, _Ridge) or not isinstance(kernel, _Kernel):
+            raise ValueError("an average holds a ridge and a kernel")
+        q_ridge, q_kernel = ([float(v) for v in q] for q in data["quantiles"])
+        return _Averaged((ridge, kernel), (q_ridge, q_kernel))
     if data.get("kind") == "kernel":
         dim = int(data["dim"])
         raw = np.frombuffer(base64.b64decode(data["anchors_f32_b64"]), dtype="<f4")
@@ -322,6 +381,9 @@ def fit_adapted(
         oof[name] = _out_of_fold(x, gain, fold, fit, folds)
         if progress is not None:
             progress("cross-validation", i + 1, len(candidates))
+    for name, (ridge, kernel, fit) in _averages().items():  # out of fold: the members' mean
+        oof[name] = [(a + b) / 2.0 for a, b in zip(oof[ridge], oof[kernel], strict=True)]
+        candidates[name] = fit
     candidates_cv = {name: _pooled_apgr(r, wa, sa, fold, folds) for name, r in oof.items()}
     model_name = max(candidates_cv, key=lambda n: _finite_or(candidates_cv[n], -math.inf))
     per_blend: dict[float, list[float]] = {a: [] for a in BLENDS}
@@ -404,7 +466,8 @@ def save_adapted(
 def load_adapted(directory: Path | str) -> AdaptedScorer:
     """The scorer saved by :func:`save_adapted` (base from ``directory/base``).
 
-    Reads ``adapted-2`` and the ridge-only ``adapted-1`` files earlier versions wrote.
+    Reads ``adapted-3``, and the ``adapted-2`` (ridge or kernel) and ridge-only ``adapted-1``
+    files earlier versions wrote.
     """
     from classifiers.artifact import ArtifactError, load_scorer
 

@@ -65,7 +65,7 @@ def test_cli_writes_an_artifact_that_round_trips(tmp_path: Path) -> None:
     assert (out / "adapted.json").exists()
     assert (out / "base" / "difficulty.skops").exists()
     meta = json.loads((out / "adapted.json").read_text(encoding="utf-8"))
-    assert meta["format"] == "adapted-2" and meta["base"] == "shipped"
+    assert meta["format"] == "adapted-3" and meta["base"] == "shipped"
     assert len(meta["quantiles"]) == 201 and meta["blend"] > 0
     loaded = load_scorer(out)
     banana = loaded.difficulty("Explain taxes and the banana, case 999, in 4 sentences.")
@@ -106,13 +106,15 @@ def test_classifiers_stay_free_of_router(module: str) -> None:
 def test_every_candidate_model_round_trips_through_json() -> None:
     import numpy as np
 
-    from classifiers.adapt import _candidates, _model_from_json
+    from classifiers.adapt import _averages, _candidates, _model_from_json
 
     rng = np.random.default_rng(7)
     x = rng.normal(size=(60, 10))
     y = x[:, 3] - 0.5 * x[:, 5] + rng.normal(scale=0.1, size=60)
     probe = rng.normal(size=(9, 10))
-    for name, fit in _candidates().items():
+    fits = _candidates() | {name: fit for name, (_, _, fit) in _averages().items()}
+    assert len(fits) == 4 + 4 + 16
+    for name, fit in fits.items():
         model = fit(x, y)
         again = _model_from_json(json.loads(json.dumps(model.to_json())))
         assert again.predict(probe).tolist() == model.predict(probe).tolist(), name
