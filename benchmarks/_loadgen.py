@@ -102,6 +102,7 @@ async def run_command(cmd: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    run: Any
     try:
         from uvloop import run
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]

@@ -145,7 +145,7 @@ async def _reservations(url: str) -> list[str]:
     try:
         ids: set[str] = set()
         async for key in client.scan_iter(match=f"{{{prefix}}}:z:*"):
-            ids.update(await client.zrange(key, 0, -1))
+            ids.update(str(member) for member in await client.zrange(key, 0, -1))
         return sorted(ids)
     finally:
         await client.aclose()

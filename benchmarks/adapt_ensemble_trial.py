@@ -78,24 +78,24 @@ def _family(data: Path, family: str, ks: list[int], reps: int, base: Any) -> lis
             finite = {n: v for n, v in cv.items() if math.isfinite(v)}
             shipped = max((n for n in finite if n in cands), key=finite.__getitem__)
             chosen = max(finite, key=finite.__getitem__)
-            dev = {n: apgr(r, dw, ds) for n, r in dev_rank.items()}
+            on_dev = {n: apgr(r, dw, ds) for n, r in dev_rank.items()}
             row = {
                 "family": family,
                 "k": k,
                 "rep": rep,
                 "shipped_pick": shipped,
                 "shipped_cv": cv[shipped],
-                "shipped_dev": dev[shipped],
+                "shipped_dev": on_dev[shipped],
                 "ensemble_pick": chosen,
                 "ensemble_cv": cv[chosen],
-                "ensemble_dev": dev[chosen],
+                "ensemble_dev": on_dev[chosen],
                 "cv": cv,
-                "dev": dev,
+                "dev": on_dev,
             }
             console.print(
                 f"{family} k={k} rep={rep}: shipped {shipped} cv {cv[shipped]:.3f} dev "
-                f"{dev[shipped]:.3f} | with ensembles {chosen} cv {cv[chosen]:.3f} dev "
-                f"{dev[chosen]:.3f}",
+                f"{on_dev[shipped]:.3f} | with ensembles {chosen} cv {cv[chosen]:.3f} dev "
+                f"{on_dev[chosen]:.3f}",
                 highlight=False,
             )
             out.append(row)

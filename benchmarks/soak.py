@@ -163,7 +163,7 @@ class Soak:
             )
 
     def at(self, fraction: float) -> float:
-        return self.args.duration * fraction
+        return float(self.args.duration) * fraction
 
     async def faults_plan(self, started: float) -> None:
         k = self.args.fault_s

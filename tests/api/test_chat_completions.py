@@ -58,8 +58,8 @@ def test_easy_prompt_goes_to_cheap_and_hard_to_frontier(client: openai.OpenAI) -
     assert float(easy.headers["x-tierwise-threshold"]) == 0.5
     assert len(easy.headers["x-tierwise-request-id"]) == 32
     # the upstream really received the tier's model name, and its answer came back unchanged
-    assert easy.parse().choices[0].message.content.endswith("from-fake:cheap-model")
-    assert hard.parse().choices[0].message.content.endswith("from-fake:frontier-model")
+    assert (easy.parse().choices[0].message.content or "").endswith("from-fake:cheap-model")
+    assert (hard.parse().choices[0].message.content or "").endswith("from-fake:frontier-model")
 
 
 def test_pinned_tier_and_aliases(client: openai.OpenAI) -> None:

@@ -256,7 +256,8 @@ def test_fallback_crosses_wire_formats(client: anthropic.Anthropic) -> None:
     raw = client.messages.with_raw_response.create(model="auto", max_tokens=16, messages=hello)
     assert raw.headers["x-tierwise-tier"] == "frontier"
     assert raw.headers["x-tierwise-fallback"] == "cheap:error;cause=HTTP 500"
-    assert raw.parse().content[0].text == "w0 from-fake:claude-test"
+    block = raw.parse().content[0]
+    assert block.type == "text" and block.text == "w0 from-fake:claude-test"
     with client.messages.stream(model="auto", max_tokens=16, messages=hello) as stream:
         final = stream.get_final_message()
     assert final.id == "msg_fake" and final.usage.output_tokens == 2

@@ -250,8 +250,6 @@ async def test_two_processes_never_pass_the_limit(
     opened = open_store(store_url)
     try:
         shared = Line("shared", limit, now + 3600)
-        assert await opened.ledger.state([shared], now) == [
-            LineState("shared", 0, amount * fits)
-        ]
+        assert await opened.ledger.state([shared], now) == [LineState("shared", 0, amount * fits)]
     finally:
         await opened.aclose()

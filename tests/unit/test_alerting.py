@@ -20,7 +20,7 @@ LIMIT = 100_000_000  # $100
 
 
 def ts(*args: int) -> float:
-    return datetime(*args, tzinfo=ZoneInfo("UTC")).timestamp()  # type: ignore[misc]
+    return datetime(*args, tzinfo=ZoneInfo("UTC")).timestamp()  # type: ignore[misc,arg-type]
 
 
 def test_reached_reports_every_threshold_at_or_below_the_spend() -> None:

@@ -18,7 +18,7 @@ from router.upstream import Usage
 
 
 def ts(*args: int) -> float:
-    return datetime(*args, tzinfo=ZoneInfo("UTC")).timestamp()  # type: ignore[misc]
+    return datetime(*args, tzinfo=ZoneInfo("UTC")).timestamp()  # type: ignore[misc,arg-type]
 
 
 class Clock:
@@ -105,7 +105,7 @@ async def test_cheap_only_downgrades_instead_of_refusing() -> None:
 async def test_max_tokens_is_capped_when_the_request_sets_none() -> None:
     p = policy(limit_usd=10.0)
     gate = BudgetGate(p, MemoryLedger(), Clock(ts(2026, 11, 22, 12)))
-    request = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    request: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
     admission = await gate.admit("r1", hard(p), None, None, request)
     assert request["max_tokens"] == 4096
     assert admission.reserved_micros >= 4096 * 1000

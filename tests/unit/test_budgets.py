@@ -31,7 +31,7 @@ UTC = ZoneInfo("UTC")
 
 
 def ts(*args: int, tz: str = "UTC") -> float:
-    return datetime(*args, tzinfo=ZoneInfo(tz)).timestamp()  # type: ignore[misc]
+    return datetime(*args, tzinfo=ZoneInfo(tz)).timestamp()  # type: ignore[misc,arg-type]
 
 
 def test_calendar_windows() -> None:

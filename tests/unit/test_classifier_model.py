@@ -79,12 +79,14 @@ def test_serving_features_equal_training_features(fitted: DifficultyRegressor) -
 def test_train_save_load_round_trip(tmp_path: Path) -> None:
     train(FIXTURES, tmp_path, config=FAST)
     model = load_model(tmp_path)
+    assert isinstance(model, DifficultyRegressor)  # FAST trains one head, not a gated pair
     scorer = load_scorer(tmp_path)
     again = load_scorer(tmp_path)
     assert [scorer.difficulty(t) for t in TEXTS] == [again.difficulty(t) for t in TEXTS]
     np.testing.assert_allclose([scorer.raw(t) for t in TEXTS], model.predict(TEXTS), atol=1e-9)
     save(model, json.loads((tmp_path / "difficulty.json").read_text()), tmp_path / "copy")
     copy = load_model(tmp_path / "copy")
+    assert isinstance(copy, DifficultyRegressor)
     assert copy.predict(TEXTS).tolist() == model.predict(TEXTS).tolist()
 
 

@@ -67,7 +67,8 @@ def test_design_contract_example_parses() -> None:
         }
     )
     assert policy.tiers["cheap"].local is True
-    assert policy.tiers["frontier"].price.output_per_mtok == 15.0
+    price = policy.tiers["frontier"].price
+    assert price is not None and price.output_per_mtok == 15.0
     assert policy.routing.threshold == 0.5
     assert policy.budgets[0].on_exhausted == "cheap_only"
     assert policy.access.keys_env == "TIERWISE_API_KEYS"
@@ -190,9 +191,7 @@ def test_a_tier_without_a_price_is_an_error() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "price", ["free", "FREE", {"input_per_mtok": 0, "output_per_mtok": 0}]
-)
+@pytest.mark.parametrize("price", ["free", "FREE", {"input_per_mtok": 0, "output_per_mtok": 0}])
 def test_free_and_zero_prices_are_explicit_and_cost_nothing(price: Any) -> None:
     policy = parse_policy({"tiers": {**TIERS, "cheap": {**TIERS["cheap"], "price": price}}})
     cost = policy.tiers["cheap"].effective_price

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from classifiers import (
     DifficultyScorer,
     HeuristicScorer,
@@ -12,7 +14,7 @@ from classifiers import (
 
 
 def test_system_plus_last_user_turn() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "an answer"},
