@@ -104,8 +104,10 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         log: Path | None = None,
         timeout_s: float = 60.0,
+        cwd: Path | None = None,
     ) -> None:
         self.command = list(command)
+        self.cwd = cwd
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.ready_path = ready_path
@@ -118,11 +120,15 @@ class ServerProcess:
         if self.log is not None:
             with open(self.log, "ab") as sink:  # the child keeps its own copy of the descriptor
                 self.process = subprocess.Popen(
-                    self.command, env=self.env, stdout=sink, stderr=subprocess.STDOUT
+                    self.command, env=self.env, stdout=sink, stderr=subprocess.STDOUT, cwd=self.cwd
                 )
         else:
             self.process = subprocess.Popen(
-                self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+                self.command,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                cwd=self.cwd,
             )
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:

@@ -1,15 +1,22 @@
 """`pip install .` builds a wheel with every package and data file, and without setuptools'
-deprecation warnings (licence table, artifact directories missing from `packages`)."""
+deprecation warnings (licence table, artifact directories missing from `packages`); installed
+non-editable into a fresh venv, that wheel checks a policy, serves a request and scores prompts."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
+from openai import OpenAI
+
+from router.fakes.processes import ServerProcess, free_port, guarded_env
+from tests.conftest import write_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 TOP_LEVEL = ("router", "classifiers", "policies")
@@ -26,7 +33,7 @@ def _tracked() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], str]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], str, Path]:
     if shutil.which("git") is None:
         pytest.skip("needs git to list the checkout's files")
     source = tmp_path_factory.mktemp("source")
@@ -44,11 +51,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], str]:
     assert run.returncode == 0, run.stdout + run.stderr
     [wheel] = out.glob("tierwise-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        return set(archive.namelist()), run.stdout + run.stderr
+        return set(archive.namelist()), run.stdout + run.stderr, wheel
 
 
-def test_the_wheel_has_every_package_and_data_file(built: tuple[set[str], str]) -> None:
-    names, _ = built
+def test_the_wheel_has_every_package_and_data_file(built: tuple[set[str], str, Path]) -> None:
+    names, _, _ = built
     tracked = _tracked()
     packages = [n for n in tracked if n.endswith("/__init__.py")]
     assert "router/alerts/__init__.py" in packages  # sub-packages, not only the listed few
@@ -60,7 +67,101 @@ def test_the_wheel_has_every_package_and_data_file(built: tuple[set[str], str]) 
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "scripts/"))]
 
 
-def test_building_warns_about_nothing(built: tuple[set[str], str]) -> None:
-    _, output = built
+def test_building_warns_about_nothing(built: tuple[set[str], str, Path]) -> None:
+    _, output, _ = built
     for warning in ("BuildBackendWarning", "SetuptoolsDeprecationWarning", "deprecated"):
         assert warning not in output, output
+
+
+def _fresh_venv(where: Path, wheel: Path) -> Path:
+    """A new venv with the wheel installed non-editable; its dependencies are read from this
+    interpreter's site-packages through a `.pth` line (a path, not a site dir: the checkout's
+    editable-install hook there is not run), so no download is needed and nothing of the
+    checkout is importable. Returns the venv's bin directory."""
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=300)
+    python = where / "bin" / "python"
+    install = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(purelib) / "_checkout_dependencies.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8"
+    )
+    return where / "bin"
+
+
+def test_the_installed_wheel_checks_serves_and_scores(
+    built: tuple[set[str], str, Path], tmp_path: Path
+) -> None:
+    _, _, wheel = built
+    bin_dir = _fresh_venv(tmp_path / "venv", wheel)
+    work = tmp_path / "work"  # outside the checkout: only the installed packages import
+    work.mkdir()
+    env = guarded_env()
+    env.pop("PYTHONPATH", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            list(args), cwd=work, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    where = run(
+        str(bin_dir / "python"),
+        "-c",
+        "import router, classifiers, policies as p; "
+        "print(router.__file__, classifiers.__file__, p.__file__)",
+    )
+    assert where.returncode == 0, where.stderr
+    assert all(str(tmp_path / "venv") in path for path in where.stdout.split()), where.stdout
+    assert str(ROOT) not in where.stdout
+
+    upstream_port, proxy_port = free_port(), free_port()
+    upstream = ServerProcess(
+        [str(bin_dir / "python"), "-m", "router.fakes.upstream", "--port", str(upstream_port)],
+        upstream_port,
+        "/_stats",
+        log=tmp_path / "upstream.log",
+        cwd=work,
+    )
+    with upstream:
+        policy = write_policy(work / "policy.yaml", upstream.url)
+        checked = run(str(bin_dir / "tierwise"), "policy", "check", str(policy))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        serve = [str(bin_dir / "tierwise"), "serve", "--policy", str(policy)]
+        proxy = ServerProcess(
+            [*serve, "--port", str(proxy_port)],
+            proxy_port,
+            log=tmp_path / "proxy.log",
+            cwd=work,
+        )
+        with proxy:
+            client = OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+            try:
+                reply = client.chat.completions.with_raw_response.create(
+                    model="auto", messages=[{"role": "user", "content": "hi there"}]
+                )
+            finally:
+                client.close()
+            assert reply.status_code == 200
+            assert reply.headers["x-tierwise-tier"] in ("cheap", "frontier")
+            assert (reply.parse().choices[0].message.content or "").startswith("w")
+
+    rows = work / "prompts.jsonl"
+    rows.write_text(
+        "\n".join(
+            json.dumps({"id": str(i), "prompt": p})
+            for i, p in enumerate(["hi", "Prove that there are infinitely many primes."])
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    scored = run(str(bin_dir / "tierwise"), "score", "--data", str(rows), "--out", "scores.jsonl")
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    lines = [json.loads(line) for line in (work / "scores.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["0", "1"]
+    assert all(0.0 <= line["difficulty"] <= 1.0 for line in lines)
