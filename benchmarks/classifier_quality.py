@@ -53,7 +53,7 @@ from classifiers.evaluate import (
     percentile_ci,
 )
 from classifiers.plot import plot_pgr
-from router.cli_classifier import evaluation_table
+from router.cli.classifier import evaluation_table
 from router.complexity_baseline import litellm_anchors, litellm_version
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -29,7 +29,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import median, pct, save, show
 
-from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
+from router.testing.processes import ServerProcess, free_port, proxy_command, upstream_command
 
 PROMPTS = [
     "The three primary colours are",

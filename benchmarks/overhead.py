@@ -26,7 +26,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bodies, median, pct, save, show
 
-from router.fakes.processes import (
+from router.testing.processes import (
     ServerProcess,
     free_port,
     proxy_command,

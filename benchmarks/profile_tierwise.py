@@ -24,7 +24,7 @@ from _common import RESULTS, bodies
 from _procs import LoadGen
 from vs_litellm import TIERWISE_POLICY
 
-from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
+from router.testing.processes import ServerProcess, free_port, proxy_command, upstream_command
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 

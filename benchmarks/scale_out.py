@@ -32,7 +32,7 @@ from _common import bodies, pct, save, show
 from _procs import LoadGen, cpu_seconds
 from vs_litellm import TIERWISE_POLICY
 
-from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
+from router.testing.processes import ServerProcess, free_port, proxy_command, upstream_command
 
 REDIS = "redis://127.0.0.1:6379/13"
 ADMIN_KEY = "bench-admin"

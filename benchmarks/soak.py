@@ -51,7 +51,7 @@ from _common import RESULTS, pct, prompts, save, show
 from _soak_books import Books, read_books
 from _soak_clients import KINDS, Traffic
 
-from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
+from router.testing.processes import ServerProcess, free_port, proxy_command, upstream_command
 
 ADMIN = "soak-admin"
 CALLERS = {"alice": "sk-soak-alice", "bob": "sk-soak-bob", "carol": "sk-soak-carol"}

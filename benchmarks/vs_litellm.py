@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, bodies, pct, save, show
 from _procs import LoadGen, cpu_seconds, peak_rss_mib, timed_start
 
-from router.fakes.processes import (
+from router.testing.processes import (
     ServerProcess,
     free_port,
     guarded_env,

@@ -38,7 +38,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from router.litellm_upstream import import_litellm
+from router.upstreams.litellm import import_litellm
 
 __all__ = [
     "ANCHOR_NAMES",

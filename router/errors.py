@@ -1,11 +1,29 @@
-"""The error tree and its one mapping to HTTP: status + OpenAI-shaped `{"error": {...}}` body,
-or, for the Anthropic Messages endpoint, Anthropic's `{"type": "error", "error": {...}}`."""
+"""The error tree and what each error says over HTTP: status + OpenAI-shaped
+`{"error": {...}}` body, or, for the Anthropic Messages endpoint, Anthropic's
+`{"type": "error", "error": {...}}`. No web framework here: `router.server.responses` builds the
+responses from these bodies.
+
+    Exception
+    +-- ProxyError                  status, message, type, code
+    |   +-- BadRequest              400
+    |   +-- Unauthorized            401
+    |   +-- Forbidden               403
+    |   +-- BudgetExhausted         429
+    |   |   +-- BudgetInsufficient  429, the request is too big for what is left
+    |   +-- LedgerDown              503
+    |   +-- ClosesConnection        the connection is closed after the answer
+    |   |   +-- BodyTooLarge        413
+    |   |   +-- BodyTimeout         408
+    |   |   +-- ClientGone          499 (logged, never sent)
+    |   +-- UpstreamError           502
+    |   +-- UpstreamTimeout         504
+    +-- policies.PolicyError        500 invalid_policy (a ValueError)
+    +-- policies.UnknownModel       404 model_not_found (a LookupError)
+"""
 
 from __future__ import annotations
 
 import json
-
-from starlette.responses import Response
 
 from policies import PolicyError, UnknownModel
 
@@ -24,11 +42,11 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeout",
     "anthropic_error_body",
-    "anthropic_error_response",
     "anthropic_error_type",
     "check_upstream_status",
+    "describe",
     "error_body",
-    "error_response",
+    "error_headers",
 ]
 
 
@@ -199,7 +217,7 @@ def error_body(status: int, message: str, type_: str, code: str | None) -> bytes
     return json.dumps({"error": {"message": message, "type": type_, "code": code}}).encode()
 
 
-def _describe(exc: Exception) -> tuple[int, str, str, str]:
+def describe(exc: Exception) -> tuple[int, str, str, str]:
     """(status, message, OpenAI error type, code) for any exception; unknown ones are a generic
     500 (no stack trace)."""
     if isinstance(exc, ProxyError):
@@ -211,21 +229,10 @@ def _describe(exc: Exception) -> tuple[int, str, str, str]:
     return 500, "internal error; see the proxy's log", "server_error", "internal_error"
 
 
-def _headers(exc: Exception, headers: dict[str, str] | None) -> dict[str, str] | None:
+def error_headers(exc: Exception, headers: dict[str, str] | None) -> dict[str, str] | None:
     if isinstance(exc, ClosesConnection):
         return {**(headers or {}), "connection": "close"}
     return headers
-
-
-def error_response(exc: Exception, headers: dict[str, str] | None = None) -> Response:
-    """The HTTP response for any exception; unknown ones become a generic 500 (no stack trace)."""
-    status, message, type_, code = _describe(exc)
-    return Response(
-        error_body(status, message, type_, code),
-        status_code=status,
-        media_type="application/json",
-        headers=_headers(exc, headers),
-    )
 
 
 _ANTHROPIC_TYPES = {
@@ -249,14 +256,3 @@ def anthropic_error_type(status: int) -> str:
 def anthropic_error_body(status: int, message: str) -> bytes:
     error = {"type": anthropic_error_type(status), "message": message}
     return json.dumps({"type": "error", "error": error}).encode()
-
-
-def anthropic_error_response(exc: Exception, headers: dict[str, str] | None = None) -> Response:
-    """`error_response` in Anthropic's shape: same status, same message."""
-    status, message, _, _ = _describe(exc)
-    return Response(
-        anthropic_error_body(status, message),
-        status_code=status,
-        media_type="application/json",
-        headers=_headers(exc, headers),
-    )

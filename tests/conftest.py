@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from router.fakes.processes import ServerProcess, free_port, proxy_command, upstream_command
+from router.testing.processes import ServerProcess, free_port, proxy_command, upstream_command
 from tests.sdk import close_all
 
 _TRAVELLER = pytest.StashKey[Any]()

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from router.errors import BadRequest
-from router.requests import MAX_TOKENS, json_kind
+from router.server.body import MAX_TOKENS, json_kind
 
 __all__ = ["BLOCK_TYPES", "validate", "validate_count_tokens"]
 

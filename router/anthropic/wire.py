@@ -14,9 +14,9 @@ from typing import Any
 
 from router.anthropic.events import EventTranslator, sse_event
 from router.anthropic.translate import answer_message, to_anthropic
-from router.anthropic.upstream import AnthropicUpstream
 from router.errors import ProxyError, anthropic_error_body
-from router.upstream import Reply, Stream, Upstream, Usage
+from router.upstreams.anthropic import AnthropicUpstream
+from router.upstreams.base import Reply, Stream, Upstream, Usage
 
 __all__ = ["AnthropicWire"]
 
@@ -142,7 +142,7 @@ class _PassThrough:
 
 
 class AnthropicWire:
-    """The `Wire` of one Messages-API request (see `router.dispatch.Wire`)."""
+    """The `Wire` of one Messages-API request (see `router.server.dispatch.Wire`)."""
 
     __slots__ = ("_body", "_input_tokens", "_natives")
 

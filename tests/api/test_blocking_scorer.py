@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from router.app import create_app
-from router.fakes.processes import ServerProcess, free_port
+from router.server.app import create_app
+from router.server.state import ProxyState
 from router.settings import Settings
-from router.state import ProxyState
+from router.testing.processes import ServerProcess, free_port
 from tests.conftest import write_policy
 from tests.sdk import openai_client
 

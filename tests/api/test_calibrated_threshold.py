@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from classifiers import load_default, threshold_for_share
-from router.fakes.processes import ServerProcess
+from router.testing.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
 
 

@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from router.fakes.processes import ServerProcess
-from router.requests import MAX_JSON_DEPTH
+from router.server.body import MAX_JSON_DEPTH
+from router.testing.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import anthropic_client, openai_client
 

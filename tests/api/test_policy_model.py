@@ -14,7 +14,7 @@ import pytest
 
 from classifiers import load_default, scoring_text
 from classifiers.artifact import ARTIFACT_DIR, load_scorer
-from router.fakes.processes import ServerProcess, guarded_env
+from router.testing.processes import ServerProcess, guarded_env
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import openai_client
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from router.errors import UpstreamError, UpstreamTimeout
-from router.fakes.processes import ServerProcess
-from router.litellm_upstream import LiteLLMUpstream
-from router.openai_upstream import OpenAIUpstream
-from router.sender import SenderConfig
-from router.upstream import Reply, Upstream
-from router.upstreams import HttpClient, make_sender
+from router.testing.processes import ServerProcess
+from router.upstreams.base import Reply, Upstream
+from router.upstreams.factory import HttpClient, make_sender
+from router.upstreams.litellm import LiteLLMUpstream
+from router.upstreams.openai import OpenAIUpstream
+from router.upstreams.transports.base import SenderConfig
 
 
 def _fast_path(client: HttpClient) -> Callable[[ServerProcess, float], Upstream]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from router.fakes.processes import ServerProcess, guarded_env
+from router.testing.processes import ServerProcess, guarded_env
 from tests.conftest import StartProxy
 from tests.integration.test_budgets_e2e import ADMIN, budget_policy
 from tests.sdk import openai_client

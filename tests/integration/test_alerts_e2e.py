@@ -17,7 +17,7 @@ import openai
 import pytest
 import redis
 
-from router.fakes.processes import ServerProcess, free_port, guarded_env
+from router.testing.processes import ServerProcess, free_port, guarded_env
 from tests.conftest import StartProxy
 from tests.integration.test_budgets_e2e import ADMIN, PAYS_FOR_36, budget_policy, hammer
 from tests.sdk import openai_client
@@ -28,7 +28,7 @@ QUIET = {"forecast": {"enabled": False}, "health": {"enabled": False}}
 @pytest.fixture
 def receiver(logs_dir: Path) -> Iterator[ServerProcess]:
     port = free_port()
-    command = [sys.executable, "-m", "router.fakes.receiver", "--port", str(port)]
+    command = [sys.executable, "-m", "router.testing.receiver", "--port", str(port)]
     with ServerProcess(command, port, log=logs_dir / f"receiver_{port}.log") as server:
         yield server
 

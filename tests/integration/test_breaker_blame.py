@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from router.fakes.processes import ServerProcess
+from router.testing.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
 
 EASY = "hi there"

@@ -16,7 +16,7 @@ import openai
 import pytest
 import yaml
 
-from router.fakes.processes import ServerProcess
+from router.testing.processes import ServerProcess
 from tests.conftest import StartProxy
 from tests.integration.test_alerts_e2e import hook, received, receiver
 from tests.integration.test_budgets_e2e import ADMIN, budget_policy, settled

@@ -20,7 +20,7 @@ import openai
 import pytest
 import redis
 
-from router.fakes.processes import ServerProcess, free_port
+from router.testing.processes import ServerProcess, free_port
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import openai_client
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from router.fakes.processes import ServerProcess, guarded_env
+from router.testing.processes import ServerProcess, guarded_env
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import openai_client
 

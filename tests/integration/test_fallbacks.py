@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from router.fakes.processes import ServerProcess, guarded_env
+from router.testing.processes import ServerProcess, guarded_env
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import anthropic_client, openai_client
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from router.fakes.processes import ServerProcess
-from router.requests import MAX_TOKENS, MAX_WAITING_BODIES
+from router.server.body import MAX_TOKENS, MAX_WAITING_BODIES
+from router.testing.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
 
 TIMEOUT_S = 1.5

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from router.fakes.processes import free_port
 from router.ledger import Ledger, LedgerUnavailable, Line, LineState, open_store
+from router.testing.processes import free_port
 from tests.contract.test_ledger import _drop_redis_prefix, _redis_url
 
 

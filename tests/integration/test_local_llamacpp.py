@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from router.fakes.processes import ServerProcess, free_port, guarded_env
+from router.testing.processes import ServerProcess, free_port, guarded_env
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import openai_client
 

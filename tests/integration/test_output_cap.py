@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from policies import default_policy_path, load_policy
-from router.fakes.processes import ServerProcess
+from router.testing.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import anthropic_client, openai_client
 

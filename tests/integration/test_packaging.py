@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from router.fakes.processes import ServerProcess, free_port, guarded_env
+from router.testing.processes import ServerProcess, free_port, guarded_env
 from tests.conftest import write_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def test_the_installed_wheel_checks_serves_and_scores(
 
     upstream_port, proxy_port = free_port(), free_port()
     upstream = ServerProcess(
-        [str(bin_dir / "python"), "-m", "router.fakes.upstream", "--port", str(upstream_port)],
+        [str(bin_dir / "python"), "-m", "router.testing.upstream", "--port", str(upstream_port)],
         upstream_port,
         "/_stats",
         log=tmp_path / "upstream.log",

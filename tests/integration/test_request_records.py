@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from router.fakes.processes import ServerProcess
+from router.testing.processes import ServerProcess
 from tests.conftest import StartProxy, write_policy
 from tests.sdk import openai_client
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from router.fakes.processes import guarded_env
+from router.testing.processes import guarded_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from classifiers.adapt import fit_adapted, load_adapted
 from classifiers.artifact import load_scorer
 from classifiers.data import pair_scores, read_rows, row_text
-from router.cli_adapt import register
+from router.cli.adapt import register
 
 WEAK = "weak-model"
 STRONG = "strong-model"

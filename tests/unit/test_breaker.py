@@ -3,7 +3,7 @@ failure rate over a window with a minimum volume, half-open probes."""
 
 from __future__ import annotations
 
-from router.breaker import Breaker, BreakerState
+from router.gates.breaker import Breaker, BreakerState
 
 
 def _state(b: Breaker) -> BreakerState:

@@ -15,10 +15,10 @@ import pytest
 
 from policies import Policy, decide, parse_policy
 from router.alerts import AlertManager
-from router.budgeting import Admission, BudgetGate
 from router.errors import BudgetExhausted, BudgetInsufficient
+from router.gates.budget import Admission, BudgetGate
 from router.ledger import MemoryLedger
-from router.upstream import Usage
+from router.upstreams.base import Usage
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=ZoneInfo("UTC")).timestamp()
 

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from policies import Decision, Policy, decide, parse_policy
-from router.budgeting import BudgetGate
 from router.errors import BudgetExhausted, BudgetInsufficient, LedgerDown
+from router.gates.budget import BudgetGate
 from router.ledger import LedgerUnavailable, Line, LineState, MemoryLedger, Refused
-from router.upstream import Usage
+from router.upstreams.base import Usage
 
 
 def ts(*args: int) -> float:

@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from router.cli_classifier import register
+from router.cli.classifier import register
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routing"
 DEV = FIXTURES / "tiny_dev.jsonl"
@@ -48,7 +48,7 @@ def test_train_writes_an_artifact(model_dir: Path) -> None:
 
 def test_train_is_bit_for_bit_across_processes(model_dir: Path, tmp_path: Path) -> None:
     code = (
-        "import sys, typer; from router.cli_classifier import register; "
+        "import sys, typer; from router.cli.classifier import register; "
         "app = typer.Typer(); register(app); app()"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -169,7 +169,7 @@ def test_cli_trains_and_uses_a_gated_artifact(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from router.cli_classifier import register
+    from router.cli.classifier import register
 
     app = typer.Typer()
     register(app)

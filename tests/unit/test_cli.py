@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from policies import default_policy_path
 from router.cli import app
-from router.fakes.processes import guarded_env
+from router.testing.processes import guarded_env
 
 runner = CliRunner()
 

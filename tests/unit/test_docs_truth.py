@@ -14,7 +14,7 @@ import pytest
 import typer
 from packaging.requirements import Requirement
 
-from router import cli
+from router.cli import root as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -45,12 +45,12 @@ def _mentions() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def root_command() -> Any:
-    from router import cli_adapt, cli_alerts, cli_classifier, cli_local, cli_spend
+    from router.cli import adapt, alerts, classifier, local, spend
 
     app = typer.Typer()
     app.registered_commands = list(cli.app.registered_commands)
     app.registered_groups = list(cli.app.registered_groups)
-    for module in (cli_alerts, cli_classifier, cli_adapt, cli_spend, cli_local):
+    for module in (alerts, classifier, adapt, spend, local):
         module.register(app)
     return typer.main.get_command(app)
 

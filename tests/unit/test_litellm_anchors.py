@@ -14,7 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from router.cli_classifier import register
+from router.cli.classifier import register
 from router.complexity_baseline import (
     ANCHOR_NAMES,
     HEURISTIC_RANGE,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from router.cli_local import local_app
-from router.fakes.processes import guarded_env
+from router.cli.local import local_app
 from router.local import EngineSpec, LocalServer, command, render
 from router.local.errors import EngineNotInstalled, ModelMissing, PortBusy
 from router.local.server import ServerState, check_installed
+from router.testing.processes import guarded_env
 
 runner = CliRunner()
 
@@ -172,7 +172,7 @@ def test_engine_not_installed_says_how_to_install(tmp_path: Path) -> None:
 def test_llamacpp_without_the_extra_points_at_the_local_extra(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['llama_cpp'] = None\n"  # as if the extra were not installed
-        "from router.cli_local import local_app\n"
+        "from router.cli.local import local_app\n"
         "local_app(['up', '--model', sys.argv[1], '--state-dir', sys.argv[2]])\n"
     )
     gguf = tmp_path / "m.gguf"

@@ -8,10 +8,10 @@ import pytest
 
 from policies import Access
 from policies.budgets import key_label
-from router.auth import AccessConfigError, Caller, KeyChecker, caller_key, parse_keys
 from router.errors import BadRequest, Forbidden, Unauthorized
-from router.requests import MAX_JSON_DEPTH, json_depth, parse_chat_request, parse_json
-from router.upstream import UsageTap
+from router.gates.access import AccessConfigError, Caller, KeyChecker, caller_key, parse_keys
+from router.server.body import MAX_JSON_DEPTH, json_depth, parse_chat_request, parse_json
+from router.upstreams.base import UsageTap
 
 
 def test_valid_body_is_returned_as_is() -> None:

@@ -1,0 +1,5 @@
+"""`python -m router.cli`."""
+
+from router.cli.root import main
+
+main()

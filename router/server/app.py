@@ -1,0 +1,130 @@
+"""`create_app(settings)`: the one place the service is wired together.
+
+A plain Starlette app: the hot path needs no dependency injection or response models, and each
+middleware layer costs latency on every request (see benchmarks/overhead.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from policies import AUTO
+from router.errors import ProxyError, error_body
+from router.server.admin import admin_budgets, admin_requests, admin_spend
+from router.server.alerts_admin import admin_alerts
+from router.server.chat import chat_completions
+from router.server.fast_path import FastDispatch
+from router.server.messages import MessagesApi
+from router.server.responses import error_response
+from router.server.state import ProxyState, build_state
+from router.settings import Settings
+from router.upstreams.factory import build_messages_upstreams
+
+__all__ = ["create_app", "create_app_from_env"]
+
+log = logging.getLogger("tierwise")
+
+
+async def _models(request: Request) -> Response:
+    state: ProxyState = request.app.state.proxy
+    try:
+        state.keys.check(request.headers)
+    except ProxyError as exc:
+        return error_response(exc)
+    names = [AUTO, *state.policy.routing.aliases, *state.policy.tiers]
+    data = [{"id": n, "object": "model", "created": 0, "owned_by": "tierwise"} for n in names]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    state: ProxyState = request.app.state.proxy
+    return JSONResponse(
+        {
+            "status": "ready",
+            "policy": state.policy_source,
+            "scorer": state.scorer.name,
+            "scorer_model": None if state.scoring.model is None else str(state.scoring.model),
+            "threshold": state.threshold,
+            "tiers": list(state.policy.tiers),
+            "alerts": state.alerts.totals(),
+            "health": state.health.snapshot(),
+        }
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+    return Response(
+        error_body(exc.status_code, str(exc.detail), "invalid_request_error", code),
+        status_code=exc.status_code,
+        media_type="application/json",
+    )
+
+
+async def _any_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path)
+    return error_response(exc)
+
+
+def create_app(settings: Settings | None = None) -> FastDispatch:
+    """Build the ASGI app. Config errors (`PolicyError`, `AccessConfigError`) raise here, before
+    anything listens, so the CLI can report them."""
+    settings = settings or Settings()
+    state = build_state(settings)
+    messages = MessagesApi(
+        build_messages_upstreams(state.policy, settings.pool_connections, settings.http_client)
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.health.start()
+        state.store.start()
+        try:
+            yield
+        finally:
+            await state.aclose()
+            await messages.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages.create, methods=["POST"]),
+            Route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"]),
+            Route("/v1/models", _models, methods=["GET"]),
+            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/readyz", _readyz, methods=["GET"]),
+            Route("/admin/budgets", admin_budgets, methods=["GET"]),
+            Route("/admin/spend", admin_spend, methods=["GET"]),
+            Route("/admin/requests", admin_requests, methods=["GET"]),
+            Route("/admin/alerts", admin_alerts, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _any_error},
+        lifespan=lifespan,
+    )
+    app.state.proxy = state
+    return FastDispatch(
+        app,
+        {
+            ("POST", "/v1/chat/completions"): chat_completions,
+            ("POST", "/v1/messages"): messages.create,
+            ("POST", "/v1/messages/count_tokens"): messages.count_tokens,
+        },
+    )
+
+
+def create_app_from_env() -> FastDispatch:
+    """Factory for `uvicorn --factory` / several workers: settings from `TIERWISE_*`."""
+    return create_app(Settings())

@@ -1,0 +1,150 @@
+"""The `Upstream` seam: one tier's model endpoint, called with an OpenAI chat request body."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from router.errors import UpstreamError, check_upstream_status
+
+if TYPE_CHECKING:
+    from router.upstreams.transports.base import RawResponse
+
+__all__ = [
+    "Reply",
+    "Stream",
+    "Upstream",
+    "Usage",
+    "UsageTap",
+    "read_and_close",
+    "refused_stream",
+    "usage_from",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def usage_from(payload: Any) -> Usage | None:
+    """The usage of an OpenAI-shaped response or chunk dict, if it reports one."""
+    if not isinstance(payload, dict):
+        return None
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    try:
+        return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(slots=True)
+class Reply:
+    """A non-streamed answer: the upstream's status and body bytes, passed through unchanged."""
+
+    status: int
+    body: bytes
+    usage: Usage | None = None
+
+
+class Stream(Protocol):
+    """An open SSE stream: iterate raw bytes, then read `usage`; always `aclose()`."""
+
+    status: int
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Upstream(Protocol):
+    """One tier's endpoint. Raises `UpstreamError` / `UpstreamTimeout` for failures; a 4xx answer
+    from the upstream comes back as a `Reply` (also from `stream`, which never started)."""
+
+    tier: str
+    model_name: str
+
+    async def complete(self, body: dict[str, Any]) -> Reply: ...
+
+    async def stream(self, body: dict[str, Any], strip_usage: bool = False) -> Stream | Reply:
+        """`strip_usage`: drop the usage-only chunk (the caller asked for usage only for
+        billing, not on behalf of its client)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+async def read_and_close(response: RawResponse) -> bytes:
+    """The whole body of an upstream answer; the response is closed whatever happens."""
+    try:
+        return await response.read()
+    finally:
+        await response.aclose()
+
+
+async def refused_stream(tier: str, response: RawResponse) -> Reply:
+    """A stream request the upstream answered with an error status: its body as a `Reply`
+    (4xx pass through), or `UpstreamError` for 5xx / refused credentials."""
+    try:
+        content = await read_and_close(response)
+    except UpstreamError:
+        content = b""
+    check_upstream_status(tier, response.status)
+    return Reply(response.status, content)
+
+
+class UsageTap:
+    """Reads the usage object out of a passing SSE byte stream, and can drop the usage-only
+    event (`"choices": []`) for clients that did not ask for it.
+
+    tierwise always asks streaming upstreams for usage (`stream_options.include_usage`) so that
+    every stream is billed from real token counts. Only chunks containing `"usage"` are parsed;
+    all others pass through untouched, as the same bytes object.
+    """
+
+    __slots__ = ("_pending", "strip", "usage")
+
+    def __init__(self, strip: bool = False) -> None:
+        self._pending = b""
+        self.strip = strip
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self._pending and b'"usage"' not in chunk:
+            return chunk
+        events = (self._pending + chunk).split(b"\n\n")
+        self._pending = events.pop()
+        if len(self._pending) > 1 << 20:  # a runaway event: pass it on unparsed
+            events.append(self._pending)
+            self._pending = b""
+        return b"".join(e + b"\n\n" for e in events if self._keep(e))
+
+    def finish(self) -> bytes:
+        """What is still held back at the end of the stream."""
+        rest, self._pending = self._pending, b""
+        return rest if rest and self._keep(rest) else b""
+
+    def _keep(self, event: bytes) -> bool:
+        if b'"usage"' not in event:
+            return True
+        for line in event.splitlines():
+            if not line.startswith(b"data:"):
+                continue
+            try:
+                payload = json.loads(line[5:])
+            except ValueError:
+                return True
+            found = usage_from(payload)
+            if found is None:
+                return True
+            self.usage = found
+            return not (self.strip and payload.get("choices") == [])
+        return True

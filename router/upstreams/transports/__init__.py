@@ -1,0 +1,1 @@
+"""HTTP transports for the upstreams: `base` (the sender protocol), `aiohttp` and `httpx`."""

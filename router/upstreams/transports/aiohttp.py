@@ -1,0 +1,85 @@
+"""`Sender` over a pooled `aiohttp.ClientSession` (the only module that imports aiohttp).
+
+The session is created on first use, inside the running event loop. The proxy environment
+variables are read once (`env_proxy_for`) rather than through `trust_env`, which would look them
+up, and read ~/.netrc, in a worker thread on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from router.errors import UpstreamError, UpstreamTimeout
+from router.upstreams.transports.base import SenderConfig, env_proxy_for
+
+__all__ = ["AiohttpSender"]
+
+
+class _Response:
+    def __init__(self, response: aiohttp.ClientResponse, config: SenderConfig) -> None:
+        self._response = response
+        self._config = config
+        self.status = response.status
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except TimeoutError:
+            raise UpstreamTimeout(self._config.tier, self._config.timeout_s) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self._config.tier, f"{type(exc).__name__}: {exc}") from None
+
+    async def iter_raw(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except TimeoutError:
+            raise UpstreamTimeout(self._config.tier, self._config.timeout_s) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self._config.tier, f"stream broke: {type(exc).__name__}") from None
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+class AiohttpSender:
+    def __init__(self, config: SenderConfig) -> None:
+        self._config = config
+        self._headers = dict(config.headers)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=config.connect_timeout_s, sock_read=config.timeout_s
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy = env_proxy_for(config.url)
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._config.pool_size, keepalive_timeout=60, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            trust_env=False,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent",),
+        )
+        return self._session
+
+    async def post(self, content: bytes) -> _Response:
+        session = self._session or self._open()
+        try:
+            response = await session.post(
+                self._config.url, data=content, headers=self._headers, proxy=self._proxy
+            )
+        except TimeoutError:
+            raise UpstreamTimeout(self._config.tier, self._config.timeout_s) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self._config.tier, f"{type(exc).__name__}: {exc}") from None
+        return _Response(response, self._config)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
