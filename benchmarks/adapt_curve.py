@@ -58,14 +58,18 @@ def _base(data: Path, family: str, mode: str, cache: Path) -> Any:
     return load_scorer(where)
 
 
+def pair_split(data: Path, family: str, split: str) -> tuple[list[str], list[float], list[float]]:
+    """The texts, weak and strong scores of a family's reference pair in one split file."""
+    weak, strong = REFERENCE_PAIRS[family]
+    rows = read_rows(data / f"{family}_{split}.jsonl.gz")
+    idx, w, s = pair_scores(rows, weak, strong)
+    return [row_text(rows[i]) for i in idx], list(w), list(s)
+
+
 def _family(data: Path, family: str, ks: list[int], reps: int, base: Any) -> dict[str, Any] | None:
     weak, strong = REFERENCE_PAIRS[family]
-    train = read_rows(data / f"{family}_train.jsonl.gz")
-    dev = read_rows(data / f"{family}_dev.jsonl.gz")
-    t_idx, t_w, t_s = pair_scores(train, weak, strong)
-    d_idx, d_w, d_s = pair_scores(dev, weak, strong)
-    t_texts = [row_text(train[i]) for i in t_idx]
-    d_texts = [row_text(dev[i]) for i in d_idx]
+    t_texts, t_w, t_s = pair_split(data, family, "train")
+    d_texts, d_w, d_s = pair_split(data, family, "dev")
     tw, ts = np.asarray(t_w), np.asarray(t_s)
     dev_base = apgr([base.difficulty(t) for t in d_texts], d_w, d_s)
     dev_length = apgr([math.log1p(len(t)) for t in d_texts], d_w, d_s)

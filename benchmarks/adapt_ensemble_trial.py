@@ -32,22 +32,20 @@ from classifiers.adapt import (
     _rank,
     fold_of,
 )
-from classifiers.data import default_data_dir, pair_scores, read_rows, row_text
+from classifiers.data import default_data_dir
 from classifiers.evaluate import REFERENCE_PAIRS
 from classifiers.metrics import apgr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from adapt_curve import pair_split
 
 RESULTS = Path(__file__).resolve().parent / "results"
 console = Console()
 
 
 def _family(data: Path, family: str, ks: list[int], reps: int, base: Any) -> list[dict[str, Any]]:
-    weak, strong = REFERENCE_PAIRS[family]
-    train = read_rows(data / f"{family}_train.jsonl.gz")
-    dev = read_rows(data / f"{family}_dev.jsonl.gz")
-    t_idx, t_w, t_s = pair_scores(train, weak, strong)
-    d_idx, d_w, d_s = pair_scores(dev, weak, strong)
-    t_texts = [row_text(train[i]) for i in t_idx]
-    d_texts = [row_text(dev[i]) for i in d_idx]
+    t_texts, t_w, t_s = pair_split(data, family, "train")
+    d_texts, d_w, d_s = pair_split(data, family, "dev")
     feats = Featurizer(base)
     xt = feats.matrix(t_texts)
     xd = feats.matrix(d_texts)
@@ -114,7 +112,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "adapt_ensemble_trial.json")
     args = parser.parse_args()
     data = args.data or default_data_dir()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from adapt_curve import _base  # the same leave-one-source-out bases, cached
 
     rows: list[dict[str, Any]] = []

@@ -33,8 +33,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +49,13 @@ from _common import RESULTS, pct, prompts, save, show
 from _soak_books import Books, read_books
 from _soak_clients import KINDS, Traffic
 
-from router.testing.processes import ServerProcess, free_port, proxy_command, upstream_command
+from router.testing.processes import (
+    RedisServer,
+    ServerProcess,
+    free_port,
+    proxy_command,
+    upstream_command,
+)
 
 ADMIN = "soak-admin"
 CALLERS = {"alice": "sk-soak-alice", "bob": "sk-soak-bob", "carol": "sk-soak-carol"}
@@ -85,41 +89,6 @@ ledger: {{on_unavailable: {on_unavailable}}}
 """
 
 
-class RedisServer:
-    """A redis-server of the soak's own, persisting every write (AOF, fsync always)."""
-
-    def __init__(self, port: int, directory: Path) -> None:
-        self.port, self.directory = port, directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--dir", str(self.directory), "--save", "", "--appendonly", "yes"]
-        command += ["--appendfsync", "always"]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 15
-        while not _pong(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-def _pong(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 def kill(server: ServerProcess) -> None:
     if server.process is not None and server.process.poll() is None:
         server.process.kill()
@@ -134,7 +103,7 @@ class Soak:
         self.polls = 0
         self.redis = RedisServer(free_port(), tmp)
         self.redis.start()
-        stack.callback(self.redis.kill)
+        stack.callback(self.redis.stop)
         self.ledger_url = f"redis://127.0.0.1:{self.redis.port}/0?prefix=soak"
         ports = {"cheap": free_port(), "frontier": free_port()}
         self.upstreams = {
@@ -182,7 +151,7 @@ class Soak:
         note("cheap_upstream", "back")
         await until(self.at(0.45))
         note("redis", "killed")
-        self.redis.kill()
+        self.redis.stop()
         await until(self.at(0.45) + k)
         await asyncio.to_thread(self.redis.start)
         note("redis", "back")

@@ -5,8 +5,6 @@ free port; the shared 6379 server is never touched)."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,68 +13,13 @@ from pathlib import Path
 import pytest
 
 from router.ledger import Ledger, LedgerUnavailable, Line, LineState, open_store
-from router.testing.processes import free_port
+from router.testing.processes import RedisServer, free_port
 from tests.contract.test_ledger import _drop_redis_prefix, _redis_url
 
 
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class ThrowawayRedis:
-    """A redis-server on its own port: empty after each restart, or, with `directory`, restarted
-    from its append-only file there (every write fsynced)."""
-
-    def __init__(self, port: int, directory: Path | None = None) -> None:
-        self.port = port
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        persist = ["--appendonly", "no"]
-        if self.directory is not None:
-            persist = [
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.directory),
-            ]
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                *persist,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not _answers(self.port):
-            assert self.process.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def throwaway_redis() -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(free_port())
+def throwaway_redis() -> Iterator[RedisServer]:
+    server = RedisServer(free_port())
     server.start()
     yield server
     server.stop()
@@ -102,7 +45,7 @@ async def test_prefixes_isolate_stores() -> None:
         _drop_redis_prefix(p2)
 
 
-async def test_outage_is_reported_promptly_and_recovers(throwaway_redis: ThrowawayRedis) -> None:
+async def test_outage_is_reported_promptly_and_recovers(throwaway_redis: RedisServer) -> None:
     store = open_store(f"redis://127.0.0.1:{throwaway_redis.port}/0?prefix=outage")
     ledger = store.ledger
     now = time.time()
@@ -140,7 +83,7 @@ async def test_outage_is_reported_promptly_and_recovers(throwaway_redis: Throwaw
 
 
 async def test_request_log_write_failures_are_counted_not_raised(
-    throwaway_redis: ThrowawayRedis, caplog: pytest.LogCaptureFixture
+    throwaway_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     from tests.contract.test_requestlog import record
 
@@ -165,7 +108,7 @@ async def test_request_log_write_failures_are_counted_not_raised(
 
 
 async def test_writes_made_during_an_outage_are_spooled_and_replayed_once(
-    throwaway_redis: ThrowawayRedis, tmp_path: Path
+    throwaway_redis: RedisServer, tmp_path: Path
 ) -> None:
     from tests.contract.test_requestlog import record
 
@@ -200,7 +143,7 @@ async def test_reservations_freed_or_settled_during_an_outage_are_spooled(tmp_pa
     """A call reserved before Redis went down and failed while it was down frees its
     reservation once Redis is back (its release was spooled), one that succeeded is charged;
     neither holds budget until its lease runs out."""
-    server = ThrowawayRedis(free_port(), tmp_path / "aof")
+    server = RedisServer(free_port(), tmp_path / "aof")
     (tmp_path / "aof").mkdir()
     server.start()
     store = open_store(f"redis://127.0.0.1:{server.port}/0?prefix=held", tmp_path / "spool")
