@@ -7,7 +7,8 @@ up, and read ~/.netrc, in a worker thread on every request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import aiohttp
 
@@ -17,6 +18,20 @@ from router.upstreams.transports.base import SenderConfig, env_proxy_for
 __all__ = ["AiohttpSender"]
 
 
+@contextmanager
+def _mapped(config: SenderConfig, stream: bool = False) -> Iterator[None]:
+    """aiohttp's failures as the proxy's: a timeout is `UpstreamTimeout`, any other client error
+    `UpstreamError` (mid-stream: "stream broke", without the library's text)."""
+    try:
+        yield
+    except TimeoutError:
+        raise UpstreamTimeout(config.tier, config.timeout_s) from None
+    except aiohttp.ClientError as exc:
+        detail = "stream broke: " if stream else ""
+        text = type(exc).__name__ if stream else f"{type(exc).__name__}: {exc}"
+        raise UpstreamError(config.tier, detail + text) from None
+
+
 class _Response:
     def __init__(self, response: aiohttp.ClientResponse, config: SenderConfig) -> None:
         self._response = response
@@ -24,21 +39,13 @@ class _Response:
         self.status = response.status
 
     async def read(self) -> bytes:
-        try:
+        with _mapped(self._config):
             return await self._response.read()
-        except TimeoutError:
-            raise UpstreamTimeout(self._config.tier, self._config.timeout_s) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(self._config.tier, f"{type(exc).__name__}: {exc}") from None
 
     async def iter_raw(self) -> AsyncIterator[bytes]:
-        try:
+        with _mapped(self._config, stream=True):
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except TimeoutError:
-            raise UpstreamTimeout(self._config.tier, self._config.timeout_s) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(self._config.tier, f"stream broke: {type(exc).__name__}") from None
 
     async def aclose(self) -> None:
         self._response.release()
@@ -69,14 +76,10 @@ class AiohttpSender:
 
     async def post(self, content: bytes) -> _Response:
         session = self._session or self._open()
-        try:
+        with _mapped(self._config):
             response = await session.post(
                 self._config.url, data=content, headers=self._headers, proxy=self._proxy
             )
-        except TimeoutError:
-            raise UpstreamTimeout(self._config.tier, self._config.timeout_s) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(self._config.tier, f"{type(exc).__name__}: {exc}") from None
         return _Response(response, self._config)
 
     async def aclose(self) -> None:

@@ -8,7 +8,8 @@ environment variables are honoured as `AsyncClient` would.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import httpx
 
@@ -18,6 +19,20 @@ from router.upstreams.transports.base import SenderConfig, env_proxy_for
 __all__ = ["HttpxSender"]
 
 
+@contextmanager
+def _mapped(config: SenderConfig, stream: bool = False) -> Iterator[None]:
+    """httpx's failures as the proxy's: a timeout is `UpstreamTimeout`, any other client error
+    `UpstreamError` (mid-stream: "stream broke", without the library's text)."""
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise UpstreamTimeout(config.tier, config.timeout_s) from None
+    except httpx.HTTPError as exc:
+        detail = "stream broke: " if stream else ""
+        text = type(exc).__name__ if stream else f"{type(exc).__name__}: {exc}"
+        raise UpstreamError(config.tier, detail + text) from None
+
+
 class _Response:
     def __init__(self, response: httpx.Response, config: SenderConfig) -> None:
         self._response = response
@@ -25,21 +40,13 @@ class _Response:
         self.status = response.status_code
 
     async def read(self) -> bytes:
-        try:
+        with _mapped(self._config):
             return await self._response.aread()
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(self._config.tier, self._config.timeout_s) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(self._config.tier, f"{type(exc).__name__}: {exc}") from None
 
     async def iter_raw(self) -> AsyncIterator[bytes]:
-        try:
+        with _mapped(self._config, stream=True):
             async for chunk in self._response.aiter_raw():
                 yield chunk
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(self._config.tier, self._config.timeout_s) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(self._config.tier, f"stream broke: {type(exc).__name__}") from None
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -69,12 +76,8 @@ class HttpxSender:
             content=content,
             extensions={"timeout": self._timeout},
         )
-        try:
+        with _mapped(self._config):
             response = await self._transport.handle_async_request(request)
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(self._config.tier, self._config.timeout_s) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(self._config.tier, f"{type(exc).__name__}: {exc}") from None
         return _Response(response, self._config)
 
     async def aclose(self) -> None:
