@@ -287,8 +287,8 @@ def summarize(traffic: Traffic, soak: Soak) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=180.0, help="seconds of traffic")
-    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of traffic (180)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent SDK clients (20)")
     parser.add_argument("--fault-s", type=float, default=10.0, help="length of each outage")
     parser.add_argument(
         "--on-unavailable", default="allow", choices=["allow", "cheap_only", "reject"]
