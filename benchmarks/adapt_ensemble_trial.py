@@ -1,10 +1,12 @@
 """Trial: do rank-averaged ridge + kernel ensembles help `tierwise adapt`? (issue 13 item 4)
 
 For each dev family's reference pair, k labels drawn from ``*_train`` as in
-``benchmarks/adapt_curve.py``; every candidate (the shipped ridge and kernel ones, and every
-ridge+kernel pair averaged on out-of-fold ranks) gets its pooled 5-fold CV APGR on the k labels;
-the candidate chosen by CV alone is scored on ``*_dev`` (model only, no blend), beside the one the
-shipped selection picks. Dev figures are reported, never used to choose.
+``benchmarks/adapt_curve.py``; every candidate (the single ridge and kernel models, the set
+before the averages, and every ridge+kernel pair averaged on out-of-fold ranks, as
+``fit_adapted`` now scores them) gets its pooled 5-fold CV APGR on the k labels; the candidate
+chosen by CV alone is scored on ``*_dev`` (model only, no blend), beside the one the singles-only
+selection picks ("shipped pick": what adapted-2 shipped). Dev figures are reported, never used to
+choose.
 
 Run: ``.venv/bin/python benchmarks/adapt_ensemble_trial.py [--ks 100,300,1000,3000] [--reps 3]``
 (~3 min; writes ``benchmarks/results/adapt_ensemble_trial.json``).
@@ -25,6 +27,7 @@ from rich.table import Table
 
 from classifiers.adapt import (
     Featurizer,
+    _averages,
     _candidates,
     _out_of_fold,
     _pooled_apgr,
@@ -65,13 +68,9 @@ def _family(data: Path, family: str, ks: list[int], reps: int, base: Any) -> lis
             for n, f in cands.items():
                 m = f(x, gain)
                 dev_rank[n] = _rank(m.predict(xd), _quantiles(m.predict(x)))
-            ridges = [n for n in cands if n.startswith("ridge")]
-            kernels = [n for n in cands if n.startswith("kernel")]
-            for r in ridges:
-                for kn in kernels:
-                    name = f"{r}+{kn}"
-                    oof[name] = [(a + b) / 2 for a, b in zip(oof[r], oof[kn], strict=True)]
-                    dev_rank[name] = (dev_rank[r] + dev_rank[kn]) / 2
+            for name, (r, kn, _) in _averages().items():  # as fit_adapted scores them
+                oof[name] = [(a + b) / 2 for a, b in zip(oof[r], oof[kn], strict=True)]
+                dev_rank[name] = (dev_rank[r] + dev_rank[kn]) / 2
             cv = {n: _pooled_apgr(p, w, s, fold, 5) for n, p in oof.items()}
             finite = {n: v for n, v in cv.items() if math.isfinite(v)}
             shipped = max((n for n in finite if n in cands), key=finite.__getitem__)

@@ -47,7 +47,7 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import Response
@@ -55,8 +55,10 @@ from starlette.responses import Response
 from policies import Decision, decide
 from router.errors import BudgetExhausted, ProxyError, UpstreamError, UpstreamTimeout
 from router.gates.access import Caller
+from router.gates.blame import Blame
 from router.gates.budget import Admission
 from router.ledger import RequestRecord
+from router.server.outcome import Outcome, refusal_reason
 from router.server.relay import RelayResponse
 from router.upstreams.base import Reply, Stream, Upstream, Usage
 
@@ -68,7 +70,6 @@ __all__ = ["Call", "Routed", "Wire", "decision_headers", "dispatch", "route"]
 log = logging.getLogger("tierwise")
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-_UNSAFE = re.compile(r'[^\x20-\x7e]|[,;"]')  # kept out of a header entry's cause
 _REFUSAL = re.compile(
     r"^\s*(i'?m sorry|i am sorry|i cannot|i can'?t|i'?m unable|i am unable|as an ai)", re.I
 )
@@ -259,48 +260,6 @@ def _switch(r: Routed, decision: Decision, tier: str, reason: str) -> Decision:
     return dataclasses.replace(decision, tier=tier, model=model, reason=reason)
 
 
-def _no_fallback(r: Routed, tier: str) -> str:
-    """Why a failure on `tier` is not retried on another tier (for the log)."""
-    routing = r.state.policy.routing
-    if not routing.fallback:
-        return "routing.fallback is off"
-    if r.pinned and not routing.fallback_pinned:
-        return f"the request is pinned to {tier} and routing.fallback_pinned is off"
-    if r.local_only:
-        return "the request is local-only"
-    return "no other tier to try"
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """What `dispatch` has tried so far, for the fallback header, the log and the record."""
-
-    decision: Decision
-    tried: list[tuple[str, str, str]] = field(default_factory=list)  # (tier, why, cause)
-
-    def add(self, r: Routed, tier: str, why: str, cause: str, then: str | None) -> None:
-        self.tried.append((tier, why, cause))
-        if then is not None:
-            log.warning(
-                "request %s: tier %s %s (%s); falling back to %s", r.rid, tier, why, cause, then
-            )
-        else:
-            nothing = "the fallback failed too" if len(self.tried) > 1 else _no_fallback(r, tier)
-            log.warning("request %s: tier %s %s (%s); %s", r.rid, tier, why, cause, nothing)
-
-    def header(self) -> str:
-        """`x-tierwise-fallback`: `tier:why` entries, comma-separated as before, each now with
-        `;cause=` text (ASCII, no commas, semicolons or quotes, at most 200 characters)."""
-        entries = []
-        for tier, why, cause in self.tried:
-            text = _UNSAFE.sub(" ", cause).strip()[:200]
-            entries.append(f"{tier}:{why};cause={text}" if text else f"{tier}:{why}")
-        return ",".join(entries)
-
-    def failed(self) -> str:
-        return "failed:" + ",".join(f"{tier}:{why}" for tier, why, _ in self.tried)
-
-
 def _cause(exc: Exception) -> str:
     """The detail of an upstream failure, without the `upstream for tier ... failed:` prefix."""
     if isinstance(exc, _Retryable):
@@ -362,68 +321,10 @@ def _tier_fault(exc: Exception) -> bool | None:
     return False
 
 
-@dataclass(slots=True)
-class _Blame:
-    """Which of a request's failures count against a tier's circuit breaker.
-
-    A connection-level failure counts at once. A 5xx or timeout is checked against the other
-    tier where it can be: with a fallback it is held (`pending`) until the fallback's outcome;
-    when the other tier answers the request, the first tier's failure counts in full; when the
-    other tier fails it with a 5xx or a timeout too, neither counts (the request is the likely
-    cause). A failure no other tier could check (no fallback for the request, or the other tier
-    was skipped, refused, unreachable or answered 429) counts only towards the breaker's failure
-    rate (`streak=False`), never its consecutive count: while one tier is down, bad prompts must
-    not open the only tier still serving. Each request counts at most once per tier (its retries
-    within a tier are one call)."""
-
-    state: ProxyState
-    pending: tuple[str, str] | None = None  # (tier, cause)
-
-    def failed(self, tier: str, exc: Exception, cause: str, fallback: bool) -> None:
-        """Score a failed call on `tier` (`fallback`: another tier is tried next)."""
-        health = self.state.health
-        fault = _tier_fault(exc)
-        if fault:
-            health.failure(tier, cause)
-        elif fault is None:
-            health.neutral(tier)
-        elif self.pending is not None:  # the fallback failed too: the request's fault
-            health.neutral(tier)
-            self.drop()
-        elif fallback:
-            self.pending = tier, cause
-        else:  # no other tier was asked: unchecked
-            health.failure(tier, cause, streak=False)
-
-    def settle(self, answered: bool) -> None:
-        """Count the held failure: in full when the other tier `answered` the request, towards
-        the rate only when it was not really asked."""
-        if self.pending is not None:
-            tier, cause = self.pending
-            self.pending = None
-            self.state.health.failure(tier, cause, streak=answered)
-
-    def drop(self) -> None:
-        """Forget the held failure (its tier's breaker only frees a probe slot)."""
-        if self.pending is not None:
-            tier, _ = self.pending
-            self.pending = None
-            self.state.health.neutral(tier)
-
-
-def _refusal_reason(exc: BaseException, outcome: _Outcome) -> str:
-    if isinstance(exc, UpstreamError | UpstreamTimeout) and outcome.tried:
-        return outcome.failed()
-    budget = getattr(exc, "budget", None)
-    if isinstance(exc, ProxyError):
-        return f"{exc.code}:{budget}" if isinstance(budget, str) else exc.code
-    return "internal_error"
-
-
 async def dispatch(r: Routed) -> Response | RelayResponse:
     """Serve a routed request; raises the last `ProxyError` when no tier could answer. A
     request that is not answered gets its request-log record here."""
-    outcome = _Outcome(r.decision)
+    outcome = Outcome(r.decision)
     try:
         return await _dispatch(r, outcome)
     except asyncio.CancelledError:
@@ -431,19 +332,19 @@ async def dispatch(r: Routed) -> Response | RelayResponse:
         raise
     except Exception as exc:
         status = exc.status if isinstance(exc, ProxyError) else 500
-        _record(r, outcome.decision, status, _refusal_reason(exc, outcome))
+        _record(r, outcome.decision, status, refusal_reason(exc, outcome))
         raise
 
 
-async def _dispatch(r: Routed, outcome: _Outcome) -> Response | RelayResponse:
-    blame = _Blame(r.state)
+async def _dispatch(r: Routed, outcome: Outcome) -> Response | RelayResponse:
+    blame = Blame(r.state.health)
     try:
         return await _attempts(r, outcome, blame)
     finally:
         blame.drop()  # a held failure whose fallback never ended (a cancelled request)
 
 
-async def _attempts(r: Routed, outcome: _Outcome, blame: _Blame) -> Response | RelayResponse:
+async def _attempts(r: Routed, outcome: Outcome, blame: Blame) -> Response | RelayResponse:
     state = r.state
     decision = r.decision
     failure: Exception | None = None
@@ -490,7 +391,7 @@ async def _attempts(r: Routed, outcome: _Outcome, blame: _Blame) -> Response | R
                 r.body.pop("max_tokens", None)
             _name_the_key(r, exc)
             cause = _cause(exc)
-            blame.failed(call.decision.tier, exc, cause, fallback is not None)
+            blame.failed(call.decision.tier, _tier_fault(exc), cause, fallback is not None)
             status = exc.reply.status if isinstance(exc, _Retryable) else exc.status
             why = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
             if isinstance(exc, _Retryable) and fallback is None:
