@@ -5,7 +5,14 @@ Never imports `router`, fastapi, litellm, redis or httpx.
 
 from __future__ import annotations
 
-from policies.decide import DEFAULT_THRESHOLD, Decision, decide, known_models, resolve_target
+from policies.decide import (
+    DEFAULT_THRESHOLD,
+    Decision,
+    decide,
+    known_models,
+    move,
+    resolve_target,
+)
 from policies.errors import PolicyError, PolicyIssue, UnknownModel
 from policies.loading import default_policy_path, load_policy, parse_policy
 from policies.schema import (
@@ -39,6 +46,7 @@ __all__ = [
     "default_policy_path",
     "known_models",
     "load_policy",
+    "move",
     "parse_policy",
     "resolve_target",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from policies.errors import UnknownModel
 from policies.schema import AUTO, Policy
 
-__all__ = ["DEFAULT_THRESHOLD", "Decision", "decide", "known_models", "resolve_target"]
+__all__ = ["DEFAULT_THRESHOLD", "Decision", "decide", "known_models", "move", "resolve_target"]
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -54,3 +55,11 @@ def decide(policy: Policy, requested: str, difficulty: float, threshold: float) 
     else:
         tier, reason = routing.cheap_tier, "difficulty<threshold"
     return Decision(tier, policy.tiers[tier].model, difficulty, threshold, reason)
+
+
+def move(policy: Policy, decision: Decision, tier: str, reason: str, **changes: float) -> Decision:
+    """`decision` served by `tier` instead, for `reason` (a fallback, a budget downgrade, an
+    escalation): the tier's model with it; the difficulty (and, unless `changes` say otherwise,
+    the threshold) stay what the request was scored with."""
+    model = policy.tiers[tier].model
+    return dataclasses.replace(decision, tier=tier, model=model, reason=reason, **changes)

@@ -142,7 +142,7 @@ class _PassThrough:
 
 
 class AnthropicWire:
-    """The `Wire` of one Messages-API request (see `router.server.dispatch.Wire`)."""
+    """The `Wire` of one Messages-API request (see `router.server.routing.Wire`)."""
 
     __slots__ = ("_body", "_input_tokens", "_natives")
 

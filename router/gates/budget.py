@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from policies import Decision, Policy, Price
+from policies import Decision, Policy, Price, move
 from policies.budgets import (
     UNLIMITED,
     BudgetLine,
@@ -190,11 +190,7 @@ class BudgetGate:
         shown = min(threshold, 1.0)
         if decision.difficulty >= threshold:
             return dataclasses.replace(decision, threshold=shown)
-        cheap = self.policy.routing.cheap_tier
-        model = self.policy.tiers[cheap].model
-        return dataclasses.replace(
-            decision, tier=cheap, model=model, threshold=shown, reason=reason
-        )
+        return move(self.policy, decision, self.policy.routing.cheap_tier, reason, threshold=shown)
 
     def local_only(self, decision: Decision) -> Decision:
         """A request that must stay on the premises (`x-tierwise-local-only`): the cheap tier,
@@ -209,10 +205,7 @@ class BudgetGate:
     # -- reserve / settle / release -----------------------------------------------------------
 
     def _downgrade(self, decision: Decision, reason: str) -> Decision:
-        cheap = self.policy.routing.cheap_tier
-        return dataclasses.replace(
-            decision, tier=cheap, model=self.policy.tiers[cheap].model, reason=reason
-        )
+        return move(self.policy, decision, self.policy.routing.cheap_tier, reason)
 
     async def admit(
         self,

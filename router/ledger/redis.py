@@ -183,8 +183,10 @@ class _Guarded:
         self.prefix = prefix
         self.timeout_s = timeout_s
 
-    def _key(self, kind: str, name: str) -> str:
-        return f"{{{self.prefix}}}:{kind}:{name}"
+    def _key(self, *parts: str) -> str:
+        """A key of this prefix: `{prefix}:part:...` (the braces keep every key of one prefix
+        in one Redis Cluster hash slot, as the Lua scripts need)."""
+        return ":".join((f"{{{self.prefix}}}", *parts))
 
     async def _call(self, call: Awaitable[T]) -> T:
         """`call`, or `LedgerUnavailable` when Redis cannot answer within the deadline."""
@@ -213,8 +215,12 @@ class RedisLedger(_Guarded):
         self._release = client.register_script(_RELEASE)
         self._state = client.register_script(_STATE)
 
-    def _line_keys(self, lines: Sequence[Line]) -> list[str]:
-        return [self._key(kind, line.key) for line in lines for kind in ("s", "z", "a")]
+    def _line_keys(
+        self, lines: Sequence[Line], kinds: Sequence[str] = ("s", "z", "a")
+    ) -> list[str]:
+        """Each line's keys: `s` its spent total, `z` its reservations by lease end, `a` their
+        amounts."""
+        return [self._key(kind, line.key) for line in lines for kind in kinds]
 
     async def reserve(
         self, rid: str, lines: Sequence[Line], amount_micros: int, lease_s: float, now: float
@@ -272,7 +278,7 @@ class RedisLedger(_Guarded):
                 raise
 
     async def _release_now(self, rid: str, lines: Sequence[Line]) -> None:
-        keys = [self._key(kind, line.key) for line in lines for kind in ("z", "a")]
+        keys = self._line_keys(lines, ("z", "a"))
         await self._call(self._release(keys=keys, args=[rid]))
 
     async def _replay_release(self, entry: dict[str, Any]) -> None:
@@ -314,7 +320,7 @@ class RedisRequestLog(BatchingRequestLog, _Guarded):
     ) -> None:
         BatchingRequestLog.__init__(self, **kwargs)
         _Guarded.__init__(self, client, prefix, timeout_s)
-        self.stream = f"{{{prefix}}}:requests"
+        self.stream = self._key("requests")
         self.stream_maxlen = stream_maxlen
         self.scan_chunk = scan_chunk
         self._log = client.register_script(_LOG)

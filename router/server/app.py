@@ -98,11 +98,15 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
             await state.aclose()
             await messages.aclose()
 
+    # the hot routes: served by `FastDispatch` without Starlette's router, listed here once
+    hot = {
+        ("POST", "/v1/chat/completions"): chat_completions,
+        ("POST", "/v1/messages"): messages.create,
+        ("POST", "/v1/messages/count_tokens"): messages.count_tokens,
+    }
     app = Starlette(
         routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/messages", messages.create, methods=["POST"]),
-            Route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"]),
+            *(Route(path, handler, methods=[method]) for (method, path), handler in hot.items()),
             Route("/v1/models", _models, methods=["GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
@@ -115,14 +119,7 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
         lifespan=lifespan,
     )
     app.state.proxy = state
-    return FastDispatch(
-        app,
-        {
-            ("POST", "/v1/chat/completions"): chat_completions,
-            ("POST", "/v1/messages"): messages.create,
-            ("POST", "/v1/messages/count_tokens"): messages.count_tokens,
-        },
-    )
+    return FastDispatch(app, hot)
 
 
 def create_app_from_env() -> FastDispatch:

@@ -16,8 +16,9 @@ from starlette.responses import Response
 from policies import UnknownModel
 from router.errors import ProxyError
 from router.server.body import read_body
-from router.server.dispatch import Wire, decision_headers, dispatch, route
+from router.server.dispatch import dispatch
 from router.server.relay import RelayResponse
+from router.server.routing import Wire, decision_headers, route
 
 if TYPE_CHECKING:
     from router.server.state import ProxyState

@@ -12,7 +12,7 @@ from policies import Decision
 from router.errors import ProxyError, UpstreamError, UpstreamTimeout
 
 if TYPE_CHECKING:
-    from router.server.dispatch import Routed
+    from router.server.routing import Routed
 
 __all__ = ["Outcome", "refusal_reason"]
 

@@ -6,13 +6,11 @@ from the `message_start` / `message_delta` events as they pass.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from router.errors import UpstreamError, check_upstream_status
-from router.upstreams.base import Reply, Usage, read_and_close, refused_stream
-from router.upstreams.transports.base import RawResponse, Sender
+from router.upstreams.base import JsonUpstream, Reply, SSEEvents, Usage, event_data
+from router.upstreams.transports.base import RawResponse
 
 __all__ = [
     "ANTHROPIC_API_BASE",
@@ -56,77 +54,44 @@ def anthropic_usage(usage: Any, previous: Usage | None = None) -> Usage | None:
 
 
 class AnthropicStream:
-    """Raw Anthropic SSE bytes of an open response; only events mentioning usage are parsed."""
+    """Raw Anthropic SSE bytes of an open response, passed on unchanged; only events mentioning
+    usage are parsed (`message_start` carries the input counts, `message_delta` the output)."""
 
     def __init__(self, response: RawResponse) -> None:
         self._response = response
-        self._pending = b""
+        self._events = SSEEvents()
         self.status = response.status
         self.usage: Usage | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._response.iter_raw():
-            if self._pending or b'"usage"' in chunk:
-                self._tap(chunk)
+            if self._events.holding or b'"usage"' in chunk:
+                for event in self._events.split(chunk):
+                    if b'"usage"' in event:
+                        self._read(event_data(event))
             yield chunk
 
-    def _tap(self, chunk: bytes) -> None:
-        events = (self._pending + chunk).split(b"\n\n")
-        self._pending = events.pop()
-        if len(self._pending) > 1 << 20:
-            self._pending = b""
-        for event in events:
-            if b'"usage"' not in event:
-                continue
-            for line in event.splitlines():
-                if not line.startswith(b"data:"):
-                    continue
-                try:
-                    payload = json.loads(line[5:])
-                except ValueError:
-                    continue
-                if not isinstance(payload, dict):
-                    continue
-                source = (
-                    payload.get("message") if payload.get("type") == "message_start" else payload
-                )
-                if isinstance(source, dict):
-                    self.usage = anthropic_usage(source.get("usage"), self.usage)
+    def _read(self, payload: Any) -> None:
+        if not isinstance(payload, dict):
+            return
+        source = payload.get("message") if payload.get("type") == "message_start" else payload
+        if isinstance(source, dict):
+            self.usage = anthropic_usage(source.get("usage"), self.usage)
 
     async def aclose(self) -> None:
         await self._response.aclose()
 
 
-class AnthropicUpstream:
+class AnthropicUpstream(JsonUpstream):
     """Calls one Anthropic tier's Messages endpoint with an Anthropic request body."""
 
-    def __init__(self, tier: str, model_name: str, sender: Sender) -> None:
-        self.tier = tier
-        self.model_name = model_name
-        self._sender = sender
+    def _payload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body | {"model": self.model_name}
 
-    async def _post(self, body: dict[str, Any]) -> RawResponse:
-        payload = body | {"model": self.model_name}
-        return await self._sender.post(json.dumps(payload, separators=(",", ":")).encode())
-
-    async def complete(self, body: dict[str, Any]) -> Reply:
-        response = await self._post(body)
-        content = await read_and_close(response)
-        check_upstream_status(self.tier, response.status)
-        usage = None
-        if response.status == 200:
-            try:
-                usage = anthropic_usage(json.loads(content).get("usage"))
-            except (ValueError, AttributeError):
-                raise UpstreamError(self.tier, "answer is not a JSON object") from None
-        return Reply(response.status, content, usage)
+    def _usage(self, answer: dict[str, Any]) -> Usage | None:
+        return anthropic_usage(answer.get("usage"))
 
     async def stream(self, body: dict[str, Any]) -> AnthropicStream | Reply:
         """An open stream, or a `Reply` when the upstream refused with a 4xx before streaming."""
-        response = await self._post(body | {"stream": True})
-        if response.status != 200:
-            return await refused_stream(self.tier, response)
-        return AnthropicStream(response)
-
-    async def aclose(self) -> None:
-        await self._sender.aclose()
+        opened = await self._open(body | {"stream": True})
+        return opened if isinstance(opened, Reply) else AnthropicStream(opened)

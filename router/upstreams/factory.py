@@ -99,37 +99,58 @@ def make_sender(config: SenderConfig, http_client: HttpClient) -> Sender:
     return AiohttpSender(config)
 
 
+def _sender(
+    name: str,
+    tier: Tier,
+    url: str,
+    auth: tuple[str, str] | None,
+    extra: list[tuple[str, str]],
+    pool_size: int,
+    http_client: HttpClient,
+) -> Sender:
+    """The pooled sender for tier `name` at `url`: JSON in, JSON or SSE out, the tier's key
+    sent as `auth` (header name, value) when it has one, and the tier's timeouts."""
+    headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        *extra,
+    ]
+    if auth is not None:
+        headers.append(auth)
+    config = SenderConfig(
+        tier=name,
+        url=url,
+        headers=headers,
+        timeout_s=tier.timeout_s,
+        connect_timeout_s=tier.connect_timeout_s,
+        pool_size=pool_size,
+    )
+    return make_sender(config, http_client)
+
+
+def _api_key(tier: Tier) -> str | None:
+    """The tier's key, read now from the variable its `api_key_env` names (unset or empty: None)."""
+    return (os.environ.get(tier.api_key_env) or None) if tier.api_key_env else None
+
+
 def build_upstreams(
     policy: Policy, pool_size: int = 512, http_client: HttpClient = "aiohttp"
 ) -> dict[str, Upstream]:
     """One upstream per tier. API keys are read from the env vars the tiers name, now."""
     upstreams: dict[str, Upstream] = {}
     for name, tier in policy.tiers.items():
-        api_key = os.environ.get(tier.api_key_env) if tier.api_key_env else None
+        api_key = _api_key(tier)
         if uses_fast_path(tier):
             provider, model_name = _split(tier.model)
             base = tier.api_base or OPENAI_COMPATIBLE.get(provider)
             if base is None:
                 raise ValueError(f"tiers.{name}.api_base: required for model {tier.model!r}")
-            headers = [
-                ("content-type", "application/json"),
-                ("accept", "application/json, text/event-stream"),
-            ]
-            if api_key:
-                headers.append(("authorization", f"Bearer {api_key}"))
-            config = SenderConfig(
-                tier=name,
-                url=f"{base}/chat/completions",
-                headers=headers,
-                timeout_s=tier.timeout_s,
-                connect_timeout_s=tier.connect_timeout_s,
-                pool_size=pool_size,
+            auth = ("authorization", f"Bearer {api_key}") if api_key else None
+            sender = _sender(
+                name, tier, f"{base}/chat/completions", auth, [], pool_size, http_client
             )
-            upstreams[name] = OpenAIUpstream(
-                name,
-                model_name if provider in OPENAI_COMPATIBLE else tier.model,
-                make_sender(config, http_client),
-            )
+            served = model_name if provider in OPENAI_COMPATIBLE else tier.model
+            upstreams[name] = OpenAIUpstream(name, served, sender)
         else:
             from router.upstreams.litellm import LiteLLMUpstream
 
@@ -149,21 +170,10 @@ def build_messages_upstreams(
         provider, model_name = _split(tier.model)
         if provider != "anthropic" or uses_fast_path(tier):
             continue
-        headers = [
-            ("content-type", "application/json"),
-            ("accept", "application/json, text/event-stream"),
-            ("anthropic-version", ANTHROPIC_VERSION),
-        ]
-        api_key = os.environ.get(tier.api_key_env) if tier.api_key_env else None
-        if api_key:
-            headers.append(("x-api-key", api_key))
-        config = SenderConfig(
-            tier=name,
-            url=messages_url(tier.api_base),
-            headers=headers,
-            timeout_s=tier.timeout_s,
-            connect_timeout_s=tier.connect_timeout_s,
-            pool_size=pool_size,
-        )
-        natives[name] = AnthropicUpstream(name, model_name, make_sender(config, http_client))
+        api_key = _api_key(tier)
+        version = [("anthropic-version", ANTHROPIC_VERSION)]
+        auth = ("x-api-key", api_key) if api_key else None
+        url = messages_url(tier.api_base)
+        sender = _sender(name, tier, url, auth, version, pool_size, http_client)
+        natives[name] = AnthropicUpstream(name, model_name, sender)
     return natives

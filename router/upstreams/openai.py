@@ -5,13 +5,11 @@ unchanged (streams chunk by chunk, never re-encoded); usage is sniffed as the by
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from router.errors import UpstreamError, check_upstream_status
-from router.upstreams.base import Reply, Usage, UsageTap, read_and_close, refused_stream, usage_from
-from router.upstreams.transports.base import RawResponse, Sender
+from router.upstreams.base import JsonUpstream, Reply, Usage, UsageTap, usage_from
+from router.upstreams.transports.base import RawResponse
 
 __all__ = ["OpenAIStream", "OpenAIUpstream"]
 
@@ -42,35 +40,13 @@ class OpenAIStream:
         await self._response.aclose()
 
 
-class OpenAIUpstream:
+class OpenAIUpstream(JsonUpstream):
     """`Upstream` for any OpenAI-compatible `/chat/completions` endpoint."""
 
-    def __init__(self, tier: str, model_name: str, sender: Sender) -> None:
-        self.tier = tier
-        self.model_name = model_name
-        self._sender = sender
-
-    async def _post(self, body: dict[str, Any]) -> RawResponse:
-        return await self._sender.post(json.dumps(body, separators=(",", ":")).encode())
-
-    async def complete(self, body: dict[str, Any]) -> Reply:
-        response = await self._post(body)
-        content = await read_and_close(response)
-        check_upstream_status(self.tier, response.status)
-        usage = None
-        if response.status == 200:
-            try:
-                usage = usage_from(json.loads(content))
-            except ValueError:
-                raise UpstreamError(self.tier, "answer is not JSON") from None
-        return Reply(response.status, content, usage)
+    def _usage(self, answer: dict[str, Any]) -> Usage | None:
+        return usage_from(answer)
 
     async def stream(self, body: dict[str, Any], strip_usage: bool = False) -> OpenAIStream | Reply:
         """An open stream, or a `Reply` when the upstream refused with a 4xx before streaming."""
-        response = await self._post(body)
-        if response.status != 200:
-            return await refused_stream(self.tier, response)
-        return OpenAIStream(response, strip_usage)
-
-    async def aclose(self) -> None:
-        await self._sender.aclose()
+        opened = await self._open(body)
+        return opened if isinstance(opened, Reply) else OpenAIStream(opened, strip_usage)

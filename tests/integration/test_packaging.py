@@ -165,3 +165,91 @@ def test_the_installed_wheel_checks_serves_and_scores(
     lines = [json.loads(line) for line in (work / "scores.jsonl").read_text().splitlines()]
     assert [line["id"] for line in lines] == ["0", "1"]
     assert all(0.0 <= line["difficulty"] <= 1.0 for line in lines)
+
+
+def test_the_installed_wheel_runs_as_the_k8s_deployment_configures_it(
+    built: tuple[set[str], str, Path], tmp_path: Path
+) -> None:
+    """The container's command, env, ConfigMap policy and Secret keys (deploy/k8s/), with only
+    the addresses rewritten for this host: ready on the probe path, healthy by the Dockerfile's
+    HEALTHCHECK command, refusing callers without a key and serving those the Secret names."""
+    import uuid
+
+    import httpx
+    import redis
+    import yaml
+
+    _, _, wheel = built
+    bin_dir = _fresh_venv(tmp_path / "venv", wheel)
+    k8s = ROOT / "deploy" / "k8s"
+    deployment = yaml.safe_load((k8s / "deployment.yaml").read_text(encoding="utf-8"))
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    secret = yaml.safe_load((k8s / "secret.yaml").read_text(encoding="utf-8"))["stringData"]
+    config = yaml.safe_load((k8s / "configmap.yaml").read_text(encoding="utf-8"))["data"]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
+    [check] = [line for line in dockerfile.splitlines() if line.startswith("HEALTHCHECK")]
+    healthcheck = json.loads(check[check.index("CMD") + 3 :])
+
+    upstream_port, proxy_port = free_port(), free_port()
+    upstream = ServerProcess(
+        [str(bin_dir / "python"), "-m", "router.testing.upstream", "--port", str(upstream_port)],
+        upstream_port,
+        "/_stats",
+        log=tmp_path / "upstream.log",
+    )
+    prefix = f"deploy-{uuid.uuid4().hex[:8]}"
+    env = guarded_env({e["name"]: e["value"] for e in container["env"]} | secret)
+    env.pop("PYTHONPATH", None)
+    policy_file = tmp_path / Path(env["TIERWISE_POLICY"]).name
+    policy_file.write_text(
+        config["policy.yaml"].replace("http://model:8000/v1", f"{upstream.url}/v1"),
+        encoding="utf-8",
+    )
+    env |= {
+        "TIERWISE_HOST": "127.0.0.1",
+        "TIERWISE_PORT": str(proxy_port),
+        "TIERWISE_POLICY": str(policy_file),
+        "TIERWISE_LEDGER_URL": f"redis://127.0.0.1:6379/13?prefix={prefix}",
+        "TIERWISE_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    key = secret["TIERWISE_API_KEYS"].split(",")[0].split("=", 1)[1]
+    try:
+        with upstream:
+            proxy = ServerProcess(
+                [str(bin_dir / "tierwise"), *container["args"]],
+                proxy_port,
+                container["readinessProbe"]["httpGet"]["path"],
+                log=tmp_path / "proxy.log",
+                cwd=tmp_path,
+                env=env,
+            )
+            with proxy:
+                for probe in ("readinessProbe", "livenessProbe"):
+                    path = container[probe]["httpGet"]["path"]
+                    assert httpx.get(f"{proxy.url}{path}").status_code == 200, probe
+                health = subprocess.run(
+                    [str(bin_dir / healthcheck[0]), *healthcheck[1:]],
+                    env=env,
+                    capture_output=True,
+                    timeout=30,
+                )
+                assert health.returncode == 0, health.stderr
+                refused = httpx.post(
+                    f"{proxy.url}/v1/chat/completions",
+                    json={"model": "cheap", "messages": [{"role": "user", "content": "hi"}]},
+                )
+                assert refused.status_code == 401
+                client = OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0)
+                try:
+                    reply = client.chat.completions.with_raw_response.create(
+                        model="cheap", messages=[{"role": "user", "content": "hi there"}]
+                    )
+                finally:
+                    client.close()
+                assert reply.status_code == 200
+                assert reply.headers["x-tierwise-tier"] == "cheap"
+    finally:
+        client_ = redis.Redis(host="127.0.0.1", port=6379, db=13)
+        for name in client_.scan_iter(f"{{{prefix}}}:*"):
+            client_.delete(name)
+        client_.close()

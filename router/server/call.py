@@ -1,0 +1,120 @@
+"""One attempt on one tier (`Call`): settled or released, and logged, exactly once; the
+request-log record of a request; retries of 429 / 5xx answers with jittered backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from policies import Decision
+from router.errors import UpstreamError
+from router.gates.budget import Admission
+from router.ledger import RequestRecord
+from router.upstreams.base import Reply, Usage
+
+if TYPE_CHECKING:
+    from router.server.routing import Routed
+
+__all__ = ["Call", "Retryable", "record_request", "with_retries"]
+
+
+def record_request(
+    r: Routed,
+    d: Decision,
+    status: int,
+    reason: str,
+    usage: Usage | None = None,
+    cost: int = 0,
+    equivalent: int = 0,
+    request_id: str | None = None,
+) -> None:
+    """Append the request's record to the request log (never blocks, never raises)."""
+    r.state.store.requests.append(
+        RequestRecord(
+            request_id=request_id or r.rid,
+            time=r.arrived,
+            caller=r.caller.label,
+            team=r.caller.team,
+            tier=d.tier,
+            model=d.model,
+            difficulty=d.difficulty,
+            threshold=d.threshold,
+            reason=reason,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            cost_micros=cost,
+            counterfactual_micros=equivalent,
+            latency_ms=(time.perf_counter() - r.started) * 1000,
+            status=status,
+            stream=r.stream,
+            prompt=r.prompt,
+        )
+    )
+
+
+@dataclass(slots=True)
+class Call:
+    """One attempt on one tier: what `finish` needs to settle and log it."""
+
+    routed: Routed
+    rid: str
+    decision: Decision
+    admission: Admission
+    finished: bool = False
+    log_id: str | None = None  # its own request-log id (an escalation); None: the request's
+
+    def __post_init__(self) -> None:
+        self.routed.state.health.inflight[self.decision.tier] += 1
+
+    def finish(
+        self,
+        status: int,
+        usage: Usage | None,
+        ok: bool,
+        record: bool = True,
+        reason: str | None = None,
+    ) -> int:
+        """Settle (or release) in the background and, with `record`, write the request's
+        record (`reason`, default the decision's); returns the call's cost."""
+        if self.finished:
+            return 0
+        self.finished = True
+        r, d = self.routed, self.decision
+        state, gate = r.state, r.state.gate
+        state.health.inflight[d.tier] -= 1
+        cost = gate.cost(self.admission, usage) if ok else 0
+        equivalent = gate.frontier_equivalent(usage) if ok else 0
+        if ok:
+            state.background(gate.settle(self.rid, self.admission, cost, equivalent))
+        else:
+            state.background(gate.release(self.rid, self.admission))
+        state.alerts.observed(d.tier, d.reason, d.difficulty, status)
+        if record:
+            record_request(r, d, status, reason or d.reason, usage, cost, equivalent, self.log_id)
+        return cost
+
+
+class Retryable(Exception):
+    """A 429 the tier answered: retried, then treated as a failure when a fallback exists."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+
+
+async def with_retries(call: Call, attempt: Any) -> Any:
+    """Run `attempt()`; on 429/5xx retry up to the tier's `retries` with jittered backoff."""
+    retries = call.routed.state.policy.tiers[call.decision.tier].retries
+    for k in range(retries + 1):
+        try:
+            result = await attempt()
+            if isinstance(result, Reply) and result.status == 429:
+                raise Retryable(result)
+            return result
+        except (UpstreamError, Retryable):
+            if k == retries:
+                raise
+        await asyncio.sleep(min(0.1 * 2**k, 2.0) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")

@@ -1,0 +1,129 @@
+"""A routed request: parsed, scored and given its first decision, and what every step after
+that asks of it (the headers that explain a decision, the upstream to call on a tier, the
+tier to fall back to, the same decision moved to another tier)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from policies import Decision, decide, move
+from router.errors import ProxyError
+from router.gates.access import Caller
+from router.server.call import record_request
+from router.upstreams.base import Upstream
+
+if TYPE_CHECKING:
+    from router.server.state import ProxyState
+
+__all__ = [
+    "Routed",
+    "Wire",
+    "decision_headers",
+    "other_tier",
+    "route",
+    "switch",
+    "upstream_for",
+]
+
+
+def decision_headers(decision: Decision, request_id: str) -> dict[str, str]:
+    return {
+        "x-tierwise-tier": decision.tier,
+        "x-tierwise-model": decision.model,
+        "x-tierwise-difficulty": f"{decision.difficulty:.4f}",
+        "x-tierwise-threshold": f"{decision.threshold:.4f}",
+        "x-tierwise-reason": decision.reason,
+        "x-tierwise-request-id": request_id,
+    }
+
+
+class Wire(Protocol):
+    """A client wire format other than OpenAI's chat completions."""
+
+    def upstream(self, tier: str, upstream: Upstream) -> Upstream:
+        """What to call on `tier` (whose OpenAI-speaking upstream is `upstream`); its answers,
+        error replies and streams are already in the client's format."""
+        ...
+
+    def message(self, body: bytes) -> dict[str, Any]:
+        """The OpenAI-style assistant message (`content`, `tool_calls`) of a 200 answer."""
+        ...
+
+
+@dataclass(slots=True)
+class Routed:
+    """A request that has been parsed, scored and given a first decision."""
+
+    state: ProxyState
+    rid: str
+    arrived: float
+    started: float
+    caller: Caller
+    body: dict[str, Any]
+    decision: Decision
+    stream: bool
+    prompt: str | None
+    local_only: bool
+    wire: Wire | None = None
+    pinned: bool = False  # the client named a tier (or an alias of one)
+
+
+_TRUE = ("1", "true", "yes")
+
+
+async def route(
+    state: ProxyState,
+    rid: str,
+    arrived: float,
+    started: float,
+    caller: Caller,
+    headers: Mapping[str, str],
+    body: dict[str, Any],
+    text: str,
+    wire: Wire | None = None,
+) -> Routed:
+    """Score `text`, decide, apply `x-tierwise-local-only` and the budgets' pacing: the
+    `Routed` request for `dispatch` (`body` is an OpenAI chat body). A scorer that declares
+    itself blocking runs on the state's scorer threads; the fast one inline (~40 us)."""
+    scoring = state.scoring
+    if scoring.blocking:
+        difficulty = await state.score_off_loop(scoring.scorer, text)
+    else:
+        difficulty = scoring.scorer.difficulty(text)
+    local_only = headers.get("x-tierwise-local-only", "").lower() in _TRUE
+    decision = decide(state.policy, body["model"], difficulty, scoring.threshold)
+    prompt = text if state.policy.logging.prompts else None
+    stream = bool(body.get("stream"))
+    r = Routed(
+        state, rid, arrived, started, caller, body, decision, stream, prompt, local_only, wire
+    )
+    r.pinned = decision.reason == "pinned"
+    if local_only and not state.policy.tiers[decision.tier].local:
+        try:
+            decision = state.gate.local_only(decision)
+        except ProxyError as exc:
+            record_request(r, decision, exc.status, f"refused:{exc.code}")
+            raise
+    r.decision = await state.gate.adjust(decision, caller.label, caller.team)
+    return r
+
+
+def upstream_for(r: Routed, tier: str) -> Upstream:
+    upstream = r.state.upstreams[tier]
+    return upstream if r.wire is None else r.wire.upstream(tier, upstream)
+
+
+def other_tier(r: Routed, tier: str) -> str | None:
+    routing = r.state.policy.routing
+    if not routing.fallback or (r.pinned and not routing.fallback_pinned):
+        return None
+    other = routing.frontier_tier if tier == routing.cheap_tier else routing.cheap_tier
+    if other == tier or (r.local_only and not r.state.policy.tiers[other].local):
+        return None
+    return other
+
+
+def switch(r: Routed, decision: Decision, tier: str, reason: str) -> Decision:
+    return move(r.state.policy, decision, tier, reason)
