@@ -11,6 +11,7 @@ import sys
 import sysconfig
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openai import OpenAI
@@ -95,6 +96,19 @@ def _fresh_venv(where: Path, wheel: Path) -> Path:
     return where / "bin"
 
 
+def _ask(proxy: ServerProcess, key: str, model: str) -> Any:
+    """One chat completion through the proxy with the openai SDK: the raw 200 response."""
+    client = OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0)
+    try:
+        reply = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "hi there"}]
+        )
+    finally:
+        client.close()
+    assert reply.status_code == 200
+    return reply
+
+
 def test_the_installed_wheel_checks_serves_and_scores(
     built: tuple[set[str], str, Path], tmp_path: Path
 ) -> None:
@@ -140,14 +154,7 @@ def test_the_installed_wheel_checks_serves_and_scores(
             cwd=work,
         )
         with proxy:
-            client = OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
-            try:
-                reply = client.chat.completions.with_raw_response.create(
-                    model="auto", messages=[{"role": "user", "content": "hi there"}]
-                )
-            finally:
-                client.close()
-            assert reply.status_code == 200
+            reply = _ask(proxy, "k", "auto")
             assert reply.headers["x-tierwise-tier"] in ("cheap", "frontier")
             assert (reply.parse().choices[0].message.content or "").startswith("w")
 
@@ -239,15 +246,7 @@ def test_the_installed_wheel_runs_as_the_k8s_deployment_configures_it(
                     json={"model": "cheap", "messages": [{"role": "user", "content": "hi"}]},
                 )
                 assert refused.status_code == 401
-                client = OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0)
-                try:
-                    reply = client.chat.completions.with_raw_response.create(
-                        model="cheap", messages=[{"role": "user", "content": "hi there"}]
-                    )
-                finally:
-                    client.close()
-                assert reply.status_code == 200
-                assert reply.headers["x-tierwise-tier"] == "cheap"
+                assert _ask(proxy, key, "cheap").headers["x-tierwise-tier"] == "cheap"
     finally:
         client_ = redis.Redis(host="127.0.0.1", port=6379, db=13)
         for name in client_.scan_iter(f"{{{prefix}}}:*"):
