@@ -14,7 +14,7 @@ from policies.decide import (
     resolve_target,
 )
 from policies.errors import PolicyError, PolicyIssue, UnknownModel
-from policies.loading import default_policy_path, load_policy, parse_policy
+from policies.loading import default_policy_path, load_policy, parse_policy, parse_policy_text
 from policies.schema import (
     AUTO,
     Access,
@@ -48,5 +48,6 @@ __all__ = [
     "load_policy",
     "move",
     "parse_policy",
+    "parse_policy_text",
     "resolve_target",
 ]

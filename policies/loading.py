@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from policies.errors import PolicyError
 from policies.schema import POLICY_DIR, REFERENCES_CHECKED, Policy, policy_problems
 
-__all__ = ["default_policy_path", "load_policy", "parse_policy"]
+__all__ = ["default_policy_path", "load_policy", "parse_policy", "parse_policy_text"]
 
 
 def default_policy_path() -> Path:
@@ -104,11 +104,17 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(str(p), [("", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(p), [("", f"cannot read: {exc}")]) from None
+    return parse_policy_text(text, str(p), Path(os.path.abspath(p)).parent)
+
+
+def parse_policy_text(text: str, source: str = "<policy>", base_dir: Path | None = None) -> Policy:
+    """Validate a policy given as YAML (or JSON, which YAML reads too) text, as
+    :func:`load_policy` does for a file; a syntax error is reported with its line and column."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(str(p), [("", f"YAML syntax error at {where}{problem}")]) from None
-    return parse_policy(data, str(p), Path(os.path.abspath(p)).parent)
+        raise PolicyError(source, [("", f"YAML syntax error at {where}{problem}")]) from None
+    return parse_policy(data, source, base_dir)

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     )
     spool_max_mb: int = Field(default=256, gt=0, description="spool size limit per process")
     log_level: str = "info"
+    policy_poll_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="how often the policy file and the store's applied version are checked",
+    )
     pool_connections: int = Field(default=512, gt=0, description="upstream connection pool size")
     http_client: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp", description="library for the OpenAI-compatible fast path"

@@ -64,7 +64,7 @@ class KeyChecker:
         self._keys: dict[bytes, str] = {}
         self._teams = {label: team for team, labels in access.teams.items() for label in labels}
         admin_raw = env.get(access.admin_keys_env, "") if access.admin_keys_env else ""
-        self._admin = tuple(k.encode() for k in parse_keys(admin_raw))
+        self._admin = {k.encode(): label for k, label in parse_keys(admin_raw).items()}
         self.admin_source = access.admin_keys_env
         if access.open:
             return
@@ -109,8 +109,9 @@ class KeyChecker:
             return Caller(label, self._teams.get(label))
         raise Unauthorized("invalid API key")
 
-    def check_admin(self, headers: Mapping[str, str]) -> None:
-        """Admin endpoints: a key from `access.admin_keys_env` is required (even when open)."""
+    def check_admin(self, headers: Mapping[str, str]) -> str:
+        """Admin endpoints: a key from `access.admin_keys_env` is required (even when open).
+        Returns the admin key's label (`label=key`, else `key-<sha256[:8]>`), for the audit."""
         if not self._admin:
             raise Forbidden(
                 f"the admin API is disabled: export admin key(s) in {self.admin_source} "
@@ -119,5 +120,8 @@ class KeyChecker:
         key = caller_key(headers)
         if key is None:
             raise Unauthorized("missing admin key")
-        if not any(hmac.compare_digest(key.encode(), k) for k in self._admin):
-            raise Unauthorized("invalid admin key")
+        given = key.encode()
+        for known, label in self._admin.items():
+            if hmac.compare_digest(given, known):
+                return label
+        raise Unauthorized("invalid admin key")

@@ -23,6 +23,8 @@ from router.ledger.base import Ledger
 from router.ledger.memory import MemoryLedger
 from router.ledger.requestlog import MemoryRequestLog, RequestLog
 from router.ledger.sqlite import SqliteLedger, SqliteRequestLog
+from router.ledger.sqlite_versions import SqlitePolicyVersions
+from router.ledger.versions import MemoryPolicyVersions, PolicyVersions
 
 __all__ = ["SUPPORTED", "Store", "open_store", "sqlite_path"]
 
@@ -35,11 +37,13 @@ _REDIS_OPTIONS = ("prefix", "stream_maxlen")
 
 @dataclass(slots=True)
 class Store:
-    """The budget ledger and the request log behind one URL; `aclose` flushes and closes both."""
+    """The budget ledger, the request log and the applied policy versions behind one URL;
+    `aclose` flushes and closes them."""
 
     url: str
     ledger: Ledger
     requests: RequestLog
+    versions: PolicyVersions
 
     def start(self) -> None:
         """Background work once the event loop runs: replay what an earlier process of this
@@ -51,6 +55,7 @@ class Store:
     async def aclose(self) -> None:
         try:
             await self.requests.aclose()
+            await self.versions.aclose()
         finally:
             await self.ledger.aclose()
 
@@ -109,13 +114,14 @@ def open_store(
     if scheme == "memory":
         if url.lower() not in ("memory://", "memory:"):
             raise _bad(url, "memory:// takes no host, path or options")
-        return Store(url, MemoryLedger(), MemoryRequestLog())
+        return Store(url, MemoryLedger(), MemoryRequestLog(), MemoryPolicyVersions())
     if scheme == "sqlite":
         path = sqlite_path(url)
-        return Store(url, SqliteLedger(path), SqliteRequestLog(path))
+        return Store(url, SqliteLedger(path), SqliteRequestLog(path), SqlitePolicyVersions(path))
     if scheme in ("redis", "rediss"):
         plain, prefix, maxlen = _redis_parts(url)
-        from router.ledger.redis import open_redis  # the only module that imports redis
+        from router.ledger.redis import open_redis  # the only modules that import redis
+        from router.ledger.redis_versions import RedisPolicyVersions
 
         ledger, requests = open_redis(
             plain,
@@ -124,5 +130,6 @@ def open_store(
             spool_dir=spool_dir,
             spool_max_bytes=spool_max_bytes,
         )
-        return Store(url, ledger, requests)
+        versions = RedisPolicyVersions(ledger.client, prefix, ledger.timeout_s)
+        return Store(url, ledger, requests, versions)
     raise _bad(url, f"unknown scheme {scheme!r}" if scheme else "no scheme")

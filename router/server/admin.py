@@ -15,7 +15,7 @@ from router.ledger import LedgerUnavailable, Line
 from router.server.responses import error_response
 
 if TYPE_CHECKING:
-    from router.server.state import ProxyState
+    from router.server.state import Runtime
 
 __all__ = ["admin_budgets", "admin_requests", "admin_spend"]
 
@@ -24,8 +24,8 @@ def _usd(micros: int) -> float:
     return round(micros / 1e6, 6)
 
 
-async def _guard(request: Request) -> ProxyState:
-    state: ProxyState = request.app.state.proxy
+async def _guard(request: Request) -> Runtime:
+    state: Runtime = request.app.state.proxy.current
     state.keys.check_admin(request.headers)
     return state
 

@@ -11,13 +11,13 @@ from starlette.responses import JSONResponse, Response
 from router.server.responses import error_response
 
 if TYPE_CHECKING:
-    from router.server.state import ProxyState
+    from router.server.state import Runtime
 
 __all__ = ["admin_alerts"]
 
 
 async def admin_alerts(request: Request) -> Response:
-    state: ProxyState = request.app.state.proxy
+    state: Runtime = request.app.state.proxy.current
     try:
         state.keys.check_admin(request.headers)
     except Exception as exc:

@@ -23,10 +23,11 @@ from router.server.alerts_admin import admin_alerts
 from router.server.chat import chat_completions
 from router.server.fast_path import FastDispatch
 from router.server.messages import MessagesApi
+from router.server.policy_admin import get_policy, policy_history, put_policy, rollback_policy
+from router.server.reload import PolicyManager
 from router.server.responses import error_response
-from router.server.state import ProxyState, build_state
+from router.server.state import Runtime, build_state
 from router.settings import Settings
-from router.upstreams.factory import build_messages_upstreams
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -34,7 +35,7 @@ log = logging.getLogger("tierwise")
 
 
 async def _models(request: Request) -> Response:
-    state: ProxyState = request.app.state.proxy
+    state: Runtime = request.app.state.proxy.current
     try:
         state.keys.check(request.headers)
     except ProxyError as exc:
@@ -49,11 +50,12 @@ async def _healthz(request: Request) -> Response:
 
 
 async def _readyz(request: Request) -> Response:
-    state: ProxyState = request.app.state.proxy
+    state: Runtime = request.app.state.proxy.current
     return JSONResponse(
         {
             "status": "ready",
             "policy": state.policy_source,
+            "policy_version": state.version.version if state.version is not None else 0,
             "scorer": state.scorer.name,
             "scorer_model": None if state.scoring.model is None else str(state.scoring.model),
             "threshold": state.threshold,
@@ -84,19 +86,18 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
     anything listens, so the CLI can report them."""
     settings = settings or Settings()
     state = build_state(settings)
-    messages = MessagesApi(
-        build_messages_upstreams(state.policy, settings.pool_connections, settings.http_client)
-    )
+    policies = state.policies = PolicyManager(state, settings.policy_poll_s)
+    messages = MessagesApi()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.health.start()
+        state.current.start()
         state.store.start()
+        await policies.start()  # the store's applied version, watching for new ones
         try:
             yield
         finally:
             await state.aclose()
-            await messages.aclose()
 
     # the hot routes: served by `FastDispatch` without Starlette's router, listed here once
     hot = {
@@ -114,6 +115,10 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
             Route("/admin/spend", admin_spend, methods=["GET"]),
             Route("/admin/requests", admin_requests, methods=["GET"]),
             Route("/admin/alerts", admin_alerts, methods=["GET"]),
+            Route("/admin/policy", get_policy, methods=["GET"]),
+            Route("/admin/policy", put_policy, methods=["PUT"]),
+            Route("/admin/policy/history", policy_history, methods=["GET"]),
+            Route("/admin/policy/rollback", rollback_policy, methods=["POST"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _any_error},
         lifespan=lifespan,

@@ -23,7 +23,7 @@ from router.server.responses import error_response
 __all__ = ["chat_completions"]
 
 
-def _parse(raw: bytes) -> tuple[dict[str, Any], str, None]:
+def _parse(raw: bytes, state: object) -> tuple[dict[str, Any], str, None]:
     body = parse_chat_request(raw)
     return body, scoring_text(body["messages"]), None
 

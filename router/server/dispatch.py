@@ -182,7 +182,9 @@ async def _attempts(r: Routed, outcome: Outcome, blame: Blame) -> Response | Rel
         if attempt == 0 and call.decision.tier != tier:  # a budget moved it to another tier
             fallback = other_tier(r, call.decision.tier)
         capped = _cap_output(r, call.decision.tier)
-        headers = decision_headers(call.decision, r.rid) | admission.headers()
+        headers = (
+            decision_headers(call.decision, r.rid, r.state.version_label) | admission.headers()
+        )
         if outcome.tried:
             headers["x-tierwise-fallback"] = outcome.header()
         try:

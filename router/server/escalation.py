@@ -69,7 +69,7 @@ async def escalate(call: Call, check: str) -> Response | None:
         await r.state.gate.release(rid, admission)
         return None
     second = Call(r, rid, admission.decision, admission, log_id=rid)
-    headers = decision_headers(second.decision, r.rid) | admission.headers()
+    headers = decision_headers(second.decision, r.rid, r.state.version_label) | admission.headers()
     headers["x-tierwise-escalated-from"] = call.decision.tier
     upstream = upstream_for(r, frontier)
     try:

@@ -21,14 +21,15 @@ from router.server.relay import RelayResponse
 from router.server.routing import Wire, decision_headers, route
 
 if TYPE_CHECKING:
-    from router.server.state import ProxyState
+    from router.server.state import Runtime
 
 __all__ = ["Parse", "handle_routed"]
 
 log = logging.getLogger("tierwise")
 
-Parse = Callable[[bytes], tuple[dict[str, Any], str, Wire | None]]
-"""Raw body -> (the OpenAI chat body to route, the text to score, the wire for another API)."""
+Parse = Callable[[bytes, "Runtime"], tuple[dict[str, Any], str, Wire | None]]
+"""Raw body, served runtime -> (the OpenAI chat body to route, the text to score, the wire for
+another API)."""
 
 
 async def handle_routed(
@@ -36,17 +37,17 @@ async def handle_routed(
     parse: Parse,
     error_response: Callable[[Exception, dict[str, str] | None], Response],
 ) -> Response | RelayResponse:
-    state: ProxyState = request.app.state.proxy
+    state: Runtime = request.app.state.proxy.current
     started, arrived = time.perf_counter(), time.time()
     rid = os.urandom(16).hex()  # as unique as uuid4, 4x cheaper
-    headers = {"x-tierwise-request-id": rid}
+    headers = {"x-tierwise-request-id": rid, "x-tierwise-policy-version": state.version_label}
     try:
         caller = state.keys.check(request.headers)
-        body, text, wire = parse(await read_body(request, state.settings))
+        body, text, wire = parse(await read_body(request, state.settings), state)
         routed = await route(
             state, rid, arrived, started, caller, request.headers, body, text, wire
         )
-        headers = decision_headers(routed.decision, rid)
+        headers = decision_headers(routed.decision, rid, state.version_label)
         return await dispatch(routed)
     except Exception as exc:
         if not isinstance(exc, ProxyError | UnknownModel):

@@ -11,7 +11,6 @@ shape with the same statuses as the OpenAI endpoint.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -27,38 +26,35 @@ from router.server.body import parse_json, read_body
 from router.server.handle import handle_routed
 from router.server.relay import RelayResponse
 from router.server.responses import anthropic_error_response
-from router.upstreams.anthropic import AnthropicUpstream
 
 if TYPE_CHECKING:
-    from router.server.state import ProxyState
+    from router.server.state import Runtime
 
 __all__ = ["MessagesApi"]
 
 log = logging.getLogger("tierwise")
 
 
-class MessagesApi:
-    """The Messages endpoints, holding the native upstreams of the tiers that speak them."""
+def _parse(raw: bytes, state: Runtime) -> tuple[dict[str, Any], str, AnthropicWire]:
+    body = validate(parse_json(raw))
+    chat = to_openai(body)
+    text = scoring_text(body["messages"], body.get("system"))
+    return chat, text, AnthropicWire(body, state.natives, estimate_input_tokens(body))
 
-    def __init__(self, natives: Mapping[str, AnthropicUpstream]) -> None:
-        self.natives = dict(natives)
+
+class MessagesApi:
+    """The Messages endpoints (the native upstreams of the tiers that speak the Messages API
+    are the served policy's: `Runtime.natives`)."""
 
     async def create(self, request: Request) -> Response | RelayResponse:
         """`POST /v1/messages`."""
-
-        def parse(raw: bytes) -> tuple[dict[str, Any], str, AnthropicWire]:
-            body = validate(parse_json(raw))
-            chat = to_openai(body)
-            text = scoring_text(body["messages"], body.get("system"))
-            return chat, text, AnthropicWire(body, self.natives, estimate_input_tokens(body))
-
-        return await handle_routed(request, parse, anthropic_error_response)
+        return await handle_routed(request, _parse, anthropic_error_response)
 
     async def count_tokens(self, request: Request) -> Response:
         """`POST /v1/messages/count_tokens`: `{"input_tokens": N}` from
         `estimate_input_tokens` (about 4 UTF-8 bytes of text per token, plus per-message and
         per-image allowances; no provider is called, so nothing is billed)."""
-        state: ProxyState = request.app.state.proxy
+        state: Runtime = request.app.state.proxy.current
         try:
             state.keys.check(request.headers)
             raw = await read_body(request, state.settings)
@@ -68,7 +64,3 @@ class MessagesApi:
             if not isinstance(exc, ProxyError):
                 log.exception("count_tokens failed")
             return anthropic_error_response(exc)
-
-    async def aclose(self) -> None:
-        for upstream in self.natives.values():
-            await upstream.aclose()

@@ -15,7 +15,7 @@ from router.server.call import record_request
 from router.upstreams.base import Upstream
 
 if TYPE_CHECKING:
-    from router.server.state import ProxyState
+    from router.server.state import Runtime
 
 __all__ = [
     "Routed",
@@ -28,7 +28,9 @@ __all__ = [
 ]
 
 
-def decision_headers(decision: Decision, request_id: str) -> dict[str, str]:
+def decision_headers(decision: Decision, request_id: str, version: str) -> dict[str, str]:
+    """The `x-tierwise-*` headers that explain a decision; `version`: the policy version that
+    made it (`x-tierwise-policy-version`)."""
     return {
         "x-tierwise-tier": decision.tier,
         "x-tierwise-model": decision.model,
@@ -36,6 +38,7 @@ def decision_headers(decision: Decision, request_id: str) -> dict[str, str]:
         "x-tierwise-threshold": f"{decision.threshold:.4f}",
         "x-tierwise-reason": decision.reason,
         "x-tierwise-request-id": request_id,
+        "x-tierwise-policy-version": version,
     }
 
 
@@ -56,7 +59,7 @@ class Wire(Protocol):
 class Routed:
     """A request that has been parsed, scored and given a first decision."""
 
-    state: ProxyState
+    state: Runtime
     rid: str
     arrived: float
     started: float
@@ -74,7 +77,7 @@ _TRUE = ("1", "true", "yes")
 
 
 async def route(
-    state: ProxyState,
+    state: Runtime,
     rid: str,
     arrived: float,
     started: float,

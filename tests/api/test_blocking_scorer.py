@@ -83,7 +83,9 @@ def proxy(fake_upstream: ServerProcess, tmp_path: Path) -> Iterator[InProcessPro
 
 def test_a_blocking_scorer_runs_off_the_event_loop(proxy: InProcessProxy) -> None:
     scorer = SlowScorer()
-    proxy.state.scoring = dataclasses.replace(proxy.state.scoring, scorer=scorer, blocking=True)
+    proxy.state.current.scoring = dataclasses.replace(
+        proxy.state.current.scoring, scorer=scorer, blocking=True
+    )
     client = openai_client(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
 
     def ask(i: int) -> str:
@@ -108,7 +110,7 @@ def test_a_blocking_scorer_runs_off_the_event_loop(proxy: InProcessProxy) -> Non
 
 
 def test_the_fast_scorer_stays_inline(proxy: InProcessProxy) -> None:
-    assert proxy.state.scoring.blocking is False
+    assert proxy.state.current.scoring.blocking is False
     client = openai_client(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0)
     reply = client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "hi"}]
