@@ -1,7 +1,8 @@
 """`/admin/policy`: the served policy, its history, apply and rollback (admin key required).
 
 - `GET /admin/policy`: the served version (number, sha256, who, when, source), the policy as
-  JSON and its text; `ETag: "N"`. `?format=yaml` answers the text alone.
+  JSON and its text; `ETag: "N"`. `?format=yaml` answers the text alone; `?version=N` an older
+  version's record and text (404 when there is none).
 - `PUT /admin/policy`: a new policy as YAML or JSON in the body. Validated first; an invalid one
   is answered 422 with every field path and reason (`error.issues`) and nothing changes. With
   `If-Match: "N"`, applied only while N is the served version, else 412 (two editors cannot
@@ -66,6 +67,11 @@ def _manager(request: Request) -> tuple[ProxyState, PolicyManager, str]:
 async def get_policy(request: Request) -> Response:
     try:
         proxy, _, _ = _manager(request)
+        asked = request.query_params.get("version")
+        if asked is not None:
+            return await _old_version(proxy, asked)
+    except LedgerUnavailable as exc:
+        return error_response(LedgerDown(f"policy versions unavailable: {exc}"))
     except Exception as exc:
         return error_response(exc)
     current = proxy.current
@@ -80,6 +86,15 @@ async def get_policy(request: Request) -> Response:
         "text": version.text if version is not None else None,
     }
     return JSONResponse(body, headers=_etag(number))
+
+
+async def _old_version(proxy: ProxyState, asked: str) -> Response:
+    if not asked.isdigit():
+        raise BadRequest(f"version must be a version number, got {asked!r}")
+    version = await proxy.store.versions.get(int(asked))
+    if version is None:
+        return _error(404, "version_not_found", f"no policy version {asked}")
+    return JSONResponse(version.to_json(), headers=_etag(version.version))
 
 
 async def policy_history(request: Request) -> Response:
