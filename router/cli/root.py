@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-policy_app = typer.Typer(help="Check policy files.", no_args_is_help=True)
+policy_app = typer.Typer(help="Check, compare, explain and apply policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 err = console(stderr=True)
@@ -206,15 +207,18 @@ def policy_check(
 
 @policy_app.command("default")
 def policy_default() -> None:
-    """Print the embedded default policy (a starting point for your own)."""
-    out.print(default_policy_path().read_text(encoding="utf-8"), markup=False, highlight=False)
+    """Print the embedded default policy (a starting point for your own), byte for byte:
+    `tierwise policy default > my.yaml` gives a file `tierwise policy check` accepts."""
+    sys.stdout.write(default_policy_path().read_text(encoding="utf-8"))
+    sys.stdout.flush()
 
 
 def main() -> None:
-    from router.cli import adapt, alerts, classifier, local, spend
+    from router.cli import adapt, alerts, classifier, local, policy_ops, spend
 
     for group in (alerts, classifier, adapt, spend, local):
         group.register(app)
+    policy_ops.register(policy_app)
     command = typer.main.get_command(app)
     if not is_terminal():
         _plain_help(command)
