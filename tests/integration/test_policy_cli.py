@@ -126,7 +126,7 @@ def spent_almost_all(ledger_url: str, policy_file: Path) -> None:
         try:
             held = [Line(line.key, line.limit_micros, line.window.end)]
             await store.ledger.reserve("r1", held, 9_900_000, 60, now)
-            await store.ledger.settle("r1", held, 9_900_000, 9_900_000, now)
+            await store.ledger.settle("r1", held, 9_900_000, now)
         finally:
             await store.aclose()
 
