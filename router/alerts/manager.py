@@ -42,20 +42,29 @@ class AlertManager:
         ledger: Ledger,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
+        deliver: bool = True,
     ) -> None:
+        """`deliver=False`: alerts that fire are kept in `sent` (with the rules they match)
+        instead of being queued to sinks (`tierwise simulate`)."""
         self.policy = policy
         self.ledger = ledger
         self.clock = clock
         self.rules: list[AlertRule] = list(policy.alerts)
-        self.queues = [
-            AlertQueue(
-                build_sink(r.sink, environ),
-                max_attempts=r.sink.max_attempts,
-                backoff_s=r.sink.backoff_s,
-                max_backoff_s=r.sink.max_backoff_s,
-            )
-            for r in self.rules
-        ]
+        self.queues = (
+            [
+                AlertQueue(
+                    build_sink(r.sink, environ),
+                    max_attempts=r.sink.max_attempts,
+                    backoff_s=r.sink.backoff_s,
+                    max_backoff_s=r.sink.max_backoff_s,
+                )
+                for r in self.rules
+            ]
+            if deliver
+            else []
+        )
+        self.deliver = deliver
+        self.sent: list[tuple[Alert, list[int]]] = []
         self.health = [HealthMonitor(r.health) for r in self.rules]
         self._health_on = any(r.health.enabled for r in self.rules)
         self._claimed: set[str] = set()
@@ -96,6 +105,9 @@ class AlertManager:
 
     def _send(self, alert: Alert, rules: Sequence[int]) -> None:
         self.fired[alert.kind] = self.fired.get(alert.kind, 0) + 1
+        if not self.deliver:
+            self.sent.append((alert, list(rules)))
+            return
         log.info("alert %s: %s", alert.kind, alert.text)
         for i in rules:
             self.queues[i].put(alert)

@@ -214,9 +214,9 @@ def policy_default() -> None:
 
 
 def main() -> None:
-    from router.cli import adapt, alerts, classifier, local, policy_ops, spend
+    from router.cli import adapt, alerts, classifier, local, policy_ops, simulate, spend
 
-    for group in (alerts, classifier, adapt, spend, local):
+    for group in (alerts, classifier, adapt, spend, local, simulate):
         group.register(app)
     policy_ops.register(policy_app)
     command = typer.main.get_command(app)
