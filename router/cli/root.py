@@ -214,9 +214,9 @@ def policy_default() -> None:
 
 
 def main() -> None:
-    from router.cli import adapt, alerts, classifier, local, policy_ops, simulate, spend
+    from router.cli import adapt, alerts, classifier, export, local, policy_ops, simulate, spend
 
-    for group in (alerts, classifier, adapt, spend, local, simulate):
+    for group in (alerts, classifier, adapt, spend, local, simulate, export):
         group.register(app)
     policy_ops.register(policy_app)
     command = typer.main.get_command(app)
