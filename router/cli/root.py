@@ -15,7 +15,7 @@ from router.cli.console import PIPE_WIDTH, console, is_terminal
 if TYPE_CHECKING:
     from router.scoring import Scoring
 
-__all__ = ["app", "main"]
+__all__ = ["app", "full_app", "main"]
 
 app = typer.Typer(
     name="tierwise",
@@ -213,12 +213,25 @@ def policy_default() -> None:
     sys.stdout.flush()
 
 
-def main() -> None:
-    from router.cli import adapt, alerts, classifier, export, local, policy_ops, simulate, spend
+_registered = False
 
-    for group in (alerts, classifier, adapt, spend, local, simulate, export):
-        group.register(app)
-    policy_ops.register(policy_app)
+
+def full_app() -> typer.Typer:
+    """The `tierwise` app with every command group registered (once: the groups' modules are
+    imported only here, so a plain `import router.cli` stays light)."""
+    global _registered
+    if not _registered:
+        from router.cli import adapt, alerts, classifier, export, local, policy_ops, simulate, spend
+
+        for group in (alerts, classifier, adapt, spend, local, simulate, export):
+            group.register(app)
+        policy_ops.register(policy_app)
+        _registered = True
+    return app
+
+
+def main() -> None:
+    full_app()
     command = typer.main.get_command(app)
     if not is_terminal():
         _plain_help(command)

@@ -46,9 +46,7 @@ def _write(path: Path, **changes: Any) -> Path:
             },
         },
         "routing": {"threshold": 0.5},
-        "budgets": [
-            {"scope": "global", "window": "day", "limit_usd": 10, "soft_limit_usd": 5}
-        ],
+        "budgets": [{"scope": "global", "window": "day", "limit_usd": 10, "soft_limit_usd": 5}],
         "access": {"open": True},
     }
     data.update(changes)

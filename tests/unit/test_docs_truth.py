@@ -45,14 +45,7 @@ def _mentions() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def root_command() -> Any:
-    from router.cli import adapt, alerts, classifier, local, spend
-
-    app = typer.Typer()
-    app.registered_commands = list(cli.app.registered_commands)
-    app.registered_groups = list(cli.app.registered_groups)
-    for module in (alerts, classifier, adapt, spend, local):
-        module.register(app)
-    return typer.main.get_command(app)
+    return typer.main.get_command(cli.full_app())
 
 
 def _options(command: Any) -> set[str]:
