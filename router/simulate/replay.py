@@ -99,14 +99,17 @@ async def _run(
     routing = policy.routing
     result = Replay(name, policy, scoring.threshold)
     scorer = scoring.scorer
+    scored: dict[str, float] = {}
     spent: dict[str, int] = {}
     for i, request in enumerate(requests):
         now[0] = request.time
-        difficulty = (
-            scorer.difficulty(request.text)
-            if request.text is not None
-            else request.difficulty or 0.0
-        )
+        if request.text is None:
+            difficulty = request.difficulty or 0.0
+        else:  # a prompt seen before scores the same: score each distinct text once
+            known = scored.get(request.text)
+            if known is None:
+                known = scored[request.text] = scorer.difficulty(request.text)
+            difficulty = known
         try:
             decision = decide(policy, request.model, difficulty, scoring.threshold)
         except UnknownModel:
