@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,17 @@ def test_serve_log_lines_are_never_wrapped(proxy: ServerProcess) -> None:
     assert listening.startswith("tierwise: policy ") and listening.endswith("/v1"), log
     # the proxy's own loggers go to the log at info, one record per line, named
     assert "INFO:     tierwise: ledger and request log: sqlite:///" in log, log
+
+
+def test_policy_default_redirected_to_a_file_is_the_embedded_policy_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    from policies import default_policy_path
+
+    run = _piped("policy", "default")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == Path(default_policy_path()).read_text(encoding="utf-8")
+    saved = tmp_path / "my.yaml"
+    saved.write_text(run.stdout, encoding="utf-8")
+    checked = _piped("policy", "check", str(saved))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
