@@ -224,3 +224,42 @@ def test_a_sighup_reloads_the_file_when_the_watcher_is_slow(
         assert reply["who"].startswith("file") and reply["policy"]["tiers"]["cheap"]["model"] == (
             "openai/cheap-b"
         )
+
+
+def test_spent_money_carries_over_a_reload_and_a_removed_budget_is_reported(
+    proxy: tuple[ServerProcess, Path], fake_upstream: ServerProcess
+) -> None:
+    server, _ = proxy
+    url = server.url
+    client = OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+    try:
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    finally:
+        client.close()
+
+    def spent() -> dict[str, float]:
+        rows = httpx.get(f"{url}/admin/budgets", headers=ADMIN).json()["budgets"]
+        return {row["budget"]: row["spent_usd"] for row in rows}
+
+    deadline = time.monotonic() + 5
+    while not spent().get("global-day") and time.monotonic() < deadline:
+        time.sleep(0.05)  # the settlement runs after the answer
+    before = spent()["global-day"]
+    assert before > 0
+    renamed = yaml.safe_load(policy_text(fake_upstream.url, "b"))
+    renamed["budgets"] = [
+        {"scope": "global", "window": "day", "limit_usd": 200},  # same label: carries over
+        {"name": "team-cap", "scope": "global", "window": "month", "limit_usd": 50},
+    ]
+    put = httpx.put(f"{url}/admin/policy", content=yaml.safe_dump(renamed), headers=ADMIN)
+    assert put.status_code == 200, put.text
+    assert put.json()["budgets"] == {
+        "removed": [],
+        "added": ["team-cap"],
+        "changed": ["global-day"],
+    }
+    assert spent()["global-day"] == before
+    renamed["budgets"] = renamed["budgets"][1:]
+    removed = httpx.put(f"{url}/admin/policy", content=yaml.safe_dump(renamed), headers=ADMIN)
+    assert removed.json()["budgets"]["removed"] == ["global-day"]
+    assert "global-day" not in spent()
