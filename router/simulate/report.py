@@ -40,6 +40,16 @@ def _quality(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     return {"rows": len(rows), "routed": round(routed, 6)}
 
 
+def _timeline(points: Sequence[tuple[float, int]], most: int = 200) -> list[list[float]]:
+    """A line's spend over time as `[time, spent_usd]` pairs, at most `most` of them (evenly
+    spaced over the points, the last one always kept)."""
+    step = max(1, math.ceil(len(points) / most))
+    kept = list(points[step - 1 :: step])
+    if kept[-1] != points[-1]:
+        kept.append(points[-1])
+    return [[t, _usd(micros)] for t, micros in kept]
+
+
 def summarize(
     replay: Replay,
     window: str = "day",
@@ -94,6 +104,7 @@ def summarize(
                 **info,
                 "spent_usd": _usd(replay.line_spend[key][-1][1]),
                 "limit_hit_at": replay.first_refused.get(info["budget"]),
+                "timeline": _timeline(replay.line_spend[key]),
             }
             for key, info in replay.line_info.items()
         ],

@@ -96,6 +96,7 @@ def test_a_hard_budget_refuses_once_its_limit_is_near_and_alerts_on_the_way(
     [line] = s["budgets"]
     assert line["budget"] == "global-day" and line["spent_usd"] == pytest.approx(0.0182)
     assert line["limit_hit_at"] == START + 2 * HOUR
+    assert line["timeline"] == [[START, 0.0091], [START + HOUR, 0.0182]]
     thresholds = [a for a in s["alerts"] if a["kind"] == "threshold"]
     assert [(a["threshold"], a["time"]) for a in thresholds] == [(0.5, START + HOUR)]
     assert s["quality"]["routed"] == pytest.approx(sum(q for q in _served_quality(tmp_path)) / 4)
