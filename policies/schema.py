@@ -439,6 +439,13 @@ class Logging(_Strict):
     prompts: bool = False
 
 
+class MetricsPolicy(_Strict):
+    """`GET /metrics`: `auth: admin` (default; an admin key as for `/admin`) or `open` (for a
+    Prometheus that scrapes without credentials, on a network you trust)."""
+
+    auth: Literal["admin", "open"] = "admin"
+
+
 class Policy(_Strict):
     tiers: dict[str, Tier] = Field(min_length=1)
     routing: Routing = Routing()
@@ -446,6 +453,7 @@ class Policy(_Strict):
     alerts: list[AlertRule] = Field(default_factory=list)
     access: Access = Access()
     logging: Logging = Logging()
+    metrics: MetricsPolicy = MetricsPolicy()
     ledger: LedgerPolicy = LedgerPolicy()
 
     @model_validator(mode="after")

@@ -43,9 +43,12 @@ class AlertManager:
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
         deliver: bool = True,
+        events: Callable[[str, str, str | None], None] | None = None,
     ) -> None:
         """`deliver=False`: alerts that fire are kept in `sent` (with the rules they match)
-        instead of being queued to sinks (`tierwise simulate`)."""
+        instead of being queued to sinks (`tierwise simulate`). `events`: told of each alert
+        fired, `("fired", kind, None)`, and each delivery's outcome, `("delivery", sink type,
+        "delivered" | "failed" | "dropped")` (the metrics)."""
         self.policy = policy
         self.ledger = ledger
         self.clock = clock
@@ -64,6 +67,11 @@ class AlertManager:
             else []
         )
         self.deliver = deliver
+        self.events = events
+        if events is not None:
+            for rule, queue in zip(self.rules, self.queues, strict=False):
+                kind = rule.sink.type
+                queue.on_outcome = lambda outcome, kind=kind: events("delivery", kind, outcome)
         self.sent: list[tuple[Alert, list[int]]] = []
         self.health = [HealthMonitor(r.health) for r in self.rules]
         self._health_on = any(r.health.enabled for r in self.rules)
@@ -105,6 +113,8 @@ class AlertManager:
 
     def _send(self, alert: Alert, rules: Sequence[int]) -> None:
         self.fired[alert.kind] = self.fired.get(alert.kind, 0) + 1
+        if self.events is not None:
+            self.events("fired", alert.kind, None)
         if not self.deliver:
             self.sent.append((alert, list(rules)))
             return

@@ -50,6 +50,7 @@ class AlertQueue:
         rng: random.Random | None = None,
     ) -> None:
         self.sink = sink
+        self.on_outcome: Callable[[str], None] | None = None  # delivered / failed / dropped
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -66,6 +67,11 @@ class AlertQueue:
         full: float = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1))
         return full * (0.5 + 0.5 * self._rng.random())
 
+    def _count(self, outcome: str) -> None:
+        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
     def put(self, alert: Alert) -> bool:
         """Queue `alert` for delivery; False (logged, counted) when the queue is full."""
         if self._closing:
@@ -74,7 +80,7 @@ class AlertQueue:
         try:
             self._queue.put_nowait(alert)
         except asyncio.QueueFull:
-            self.stats.dropped += 1
+            self._count("dropped")
             self._lost(alert, f"the queue is full ({self._queue.maxsize})")
             return False
         self.stats.queued += 1
@@ -94,7 +100,7 @@ class AlertQueue:
             try:
                 await self._deliver(alert)
             except asyncio.CancelledError:
-                self.stats.failed += 1
+                self._count("failed")
                 self._lost(alert, "cancelled at the shutdown deadline")
                 raise
             finally:
@@ -108,7 +114,7 @@ class AlertQueue:
             except SinkError as exc:
                 self.stats.last_error = f"{self.sink.name}: {exc}"
                 if not exc.retryable or attempt == self.max_attempts:
-                    self.stats.failed += 1
+                    self._count("failed")
                     self._lost(alert, f"{exc}; {attempt} attempt(s)")
                     return
                 log.warning(
@@ -121,13 +127,13 @@ class AlertQueue:
                 self.stats.retries += 1
                 await self._sleep(self.delay(attempt))
             except Exception as exc:  # a bug in a sink must not kill the worker
-                self.stats.failed += 1
+                self._count("failed")
                 self.stats.last_error = f"{self.sink.name}: {exc!r}"
                 log.exception("alert sink %s crashed", self.sink.name)
                 self._lost(alert, repr(exc))
                 return
             else:
-                self.stats.delivered += 1
+                self._count("delivered")
                 return
 
     async def aclose(self, deadline_s: float = 10.0) -> None:
@@ -141,7 +147,7 @@ class AlertQueue:
                 await self._worker
         while not self._queue.empty():
             alert = self._queue.get_nowait()
-            self.stats.failed += 1
+            self._count("failed")
             self.stats.pending -= 1
             self._lost(alert, f"not delivered within the {deadline_s:.0f} s shutdown deadline")
         await self.sink.aclose()

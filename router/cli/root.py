@@ -133,6 +133,16 @@ def serve(
         f"tierwise: policy {source}, scorer {_scorer_origin(scoring)}, "
         f"listening on http://{settings.host}:{settings.port}/v1"
     )
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics adds up every worker's counters (router.server.metrics); a fresh directory
+        # per start, so that a restart does not count the previous run's requests again
+        import atexit
+        import shutil
+        import tempfile
+
+        shared = tempfile.mkdtemp(prefix="tierwise-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+        atexit.register(shutil.rmtree, shared, ignore_errors=True)
     uvicorn.run(
         "router.server.app:create_app_from_env",
         factory=True,

@@ -23,6 +23,7 @@ from router.server.alerts_admin import admin_alerts
 from router.server.chat import chat_completions
 from router.server.fast_path import FastDispatch
 from router.server.messages import MessagesApi
+from router.server.metrics import metrics_endpoint, process_exited
 from router.server.policy_admin import get_policy, policy_history, put_policy, rollback_policy
 from router.server.reload import PolicyManager
 from router.server.responses import error_response
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
             yield
         finally:
             await state.aclose()
+            process_exited()
 
     # the hot routes: served by `FastDispatch` without Starlette's router, listed here once
     hot = {
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
             Route("/admin/spend", admin_spend, methods=["GET"]),
             Route("/admin/requests", admin_requests, methods=["GET"]),
             Route("/admin/alerts", admin_alerts, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/admin/policy", get_policy, methods=["GET"]),
             Route("/admin/policy", put_policy, methods=["PUT"]),
             Route("/admin/policy/history", policy_history, methods=["GET"]),

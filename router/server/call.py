@@ -4,6 +4,7 @@ request-log record of a request; retries of 429 / 5xx answers with jittered back
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Call", "Retryable", "record_request", "with_retries"]
 
+log = logging.getLogger("tierwise")
+
 
 def record_request(
     r: Routed,
@@ -31,28 +34,32 @@ def record_request(
     equivalent: int = 0,
     request_id: str | None = None,
 ) -> None:
-    """Append the request's record to the request log (never blocks, never raises)."""
-    r.state.store.requests.append(
-        RequestRecord(
-            request_id=request_id or r.rid,
-            time=r.arrived,
-            caller=r.caller.label,
-            team=r.caller.team,
-            tier=d.tier,
-            model=d.model,
-            difficulty=d.difficulty,
-            threshold=d.threshold,
-            reason=reason,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            cost_micros=cost,
-            counterfactual_micros=equivalent,
-            latency_ms=(time.perf_counter() - r.started) * 1000,
-            status=status,
-            stream=r.stream,
-            prompt=r.prompt,
-        )
+    """Append the request's record to the request log (never blocks, never raises) and count
+    it in the metrics."""
+    record = RequestRecord(
+        request_id=request_id or r.rid,
+        time=r.arrived,
+        caller=r.caller.label,
+        team=r.caller.team,
+        tier=d.tier,
+        model=d.model,
+        difficulty=d.difficulty,
+        threshold=d.threshold,
+        reason=reason,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        cost_micros=cost,
+        counterfactual_micros=equivalent,
+        latency_ms=(time.perf_counter() - r.started) * 1000,
+        status=status,
+        stream=r.stream,
+        prompt=r.prompt,
     )
+    r.state.store.requests.append(record)
+    try:
+        r.state.proxy.metrics.request(record, r.upstream_s, r.ttft_s, r.score_s)
+    except Exception:  # metrics are never worth a request
+        log.exception("metrics for request %s", record.request_id)
 
 
 @dataclass(slots=True)
@@ -68,6 +75,7 @@ class Call:
 
     def __post_init__(self) -> None:
         self.routed.state.health.inflight[self.decision.tier] += 1
+        self.routed.state.proxy.metrics.calls(self.decision.tier, 1)
 
     def finish(
         self,
@@ -85,6 +93,7 @@ class Call:
         r, d = self.routed, self.decision
         state, gate = r.state, r.state.gate
         state.health.inflight[d.tier] -= 1
+        state.proxy.metrics.calls(d.tier, -1)
         cost = gate.cost(self.admission, usage) if ok else 0
         equivalent = gate.frontier_equivalent(usage) if ok else 0
         if ok:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from starlette.responses import Response
 
@@ -243,7 +244,9 @@ async def _serve(call: Call, headers: dict[str, str]) -> Response | RelayRespons
         except TimeoutError:
             raise UpstreamTimeout(call.decision.tier, tier.total_timeout_s) from None
 
+    began = time.perf_counter()
     reply: Reply = await with_retries(call, once)
+    r.upstream_s = (r.upstream_s or 0.0) + time.perf_counter() - began
     state.health.success(call.decision.tier)
     check = escalation_check(call, reply)
     cost = call.finish(reply.status, reply.usage, ok=reply.status == 200)

@@ -4,6 +4,7 @@ tier to fall back to, the same decision moved to another tier)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -71,6 +72,9 @@ class Routed:
     local_only: bool
     wire: Wire | None = None
     pinned: bool = False  # the client named a tier (or an alias of one)
+    score_s: float | None = None  # the classifier's time on this request
+    upstream_s: float | None = None  # non-streamed: time in upstream calls (retries included)
+    ttft_s: float | None = None  # streams: the upstream's time to its first chunk
 
 
 _TRUE = ("1", "true", "yes")
@@ -91,10 +95,12 @@ async def route(
     `Routed` request for `dispatch` (`body` is an OpenAI chat body). A scorer that declares
     itself blocking runs on the state's scorer threads; the fast one inline (~40 us)."""
     scoring = state.scoring
+    scored = time.perf_counter()
     if scoring.blocking:
         difficulty = await state.score_off_loop(scoring.scorer, text)
     else:
         difficulty = scoring.scorer.difficulty(text)
+    score_s = time.perf_counter() - scored
     local_only = headers.get("x-tierwise-local-only", "").lower() in _TRUE
     decision = decide(state.policy, body["model"], difficulty, scoring.threshold)
     prompt = text if state.policy.logging.prompts else None
@@ -103,6 +109,7 @@ async def route(
         state, rid, arrived, started, caller, body, decision, stream, prompt, local_only, wire
     )
     r.pinned = decision.reason == "pinned"
+    r.score_s = score_s
     if local_only and not state.policy.tiers[decision.tier].local:
         try:
             decision = state.gate.local_only(decision)

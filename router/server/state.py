@@ -29,6 +29,7 @@ from router.gates.tier_health import TierHealth
 from router.ledger import Store, open_store
 from router.ledger.versions import PolicyVersion
 from router.scoring import SCORER_THREADS, Scoring, load_scoring, resolve_threshold
+from router.server.metrics import Metrics
 from router.settings import Settings
 from router.upstreams.anthropic import AnthropicUpstream
 from router.upstreams.base import Upstream
@@ -122,6 +123,7 @@ class ProxyState:
 
     settings: Settings
     store: Store
+    metrics: Metrics = field(default_factory=Metrics)
     current: Runtime = field(init=False)
     policies: PolicyManager | None = None  # set by the app: reloads and versions
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -180,7 +182,7 @@ def build_runtime(
     scoring = scoring or load_scoring(policy, source)
     upstreams = build_upstreams(policy, settings.pool_connections, settings.http_client)
     natives = build_messages_upstreams(policy, settings.pool_connections, settings.http_client)
-    alerts = AlertManager(policy, proxy.store.ledger)
+    alerts = AlertManager(policy, proxy.store.ledger, events=proxy.metrics.alert_event)
     gate = BudgetGate(policy, proxy.store.ledger, alerts=alerts)
     return Runtime(
         proxy,

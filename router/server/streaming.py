@@ -5,6 +5,7 @@ call is settled from the usage the stream reported when it ends or the client ha
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from starlette.responses import Response
@@ -33,6 +34,7 @@ async def serve_stream(
         """Open the stream and read its first chunk, within `first_token_timeout_s`."""
         limit = tier.first_token_timeout_s
         opened: Stream | Reply | None = None
+        began = time.perf_counter()
         try:
             async with asyncio.timeout(limit):
                 opened = await upstream.stream(r.body, strip_usage=not wants_usage)
@@ -40,6 +42,7 @@ async def serve_stream(
                     return opened
                 chunks = opened.__aiter__()
                 first = await anext(chunks, b"")
+                r.ttft_s = time.perf_counter() - began
         except TimeoutError:
             if opened is not None and not isinstance(opened, Reply):
                 await opened.aclose()
