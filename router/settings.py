@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     )
     spool_max_mb: int = Field(default=256, gt=0, description="spool size limit per process")
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text lines, or one JSON object per line with a decision line per request",
+    )
     policy_poll_s: float = Field(
         default=0.5,
         gt=0,
@@ -51,10 +55,11 @@ class Settings(BaseSettings):
     )
 
 
-def log_config(level: str) -> dict[str, Any]:
+def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
     """The process's logging: uvicorn's own configuration plus the `tierwise` loggers (fallbacks,
     alerts, the request log, ...) at `level` on stderr, one line per record, never wrapped
-    (`LEVEL: tierwise: message`; `TIERWISE_LOG_LEVEL` / `--log-level`)."""
+    (`LEVEL: tierwise: message`; `TIERWISE_LOG_LEVEL` / `--log-level`). `log_format="json"`:
+    every logger, uvicorn's too, as JSON lines (`router.logjson`)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
@@ -63,6 +68,9 @@ def log_config(level: str) -> dict[str, Any]:
         "fmt": "%(levelprefix)s %(name)s: %(message)s",
         "use_colors": None,
     }
+    if log_format == "json":
+        for name in list(config["formatters"]):
+            config["formatters"][name] = {"()": "router.logjson.JsonFormatter"}
     config["handlers"]["tierwise"] = {
         "formatter": "tierwise",
         "class": "logging.StreamHandler",

@@ -65,6 +65,13 @@ def serve(
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning or error (env TIERWISE_LOG_LEVEL).")
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="text, or json: one JSON object per line, with a decision line per request "
+            "(env TIERWISE_LOG_FORMAT)."
+        ),
+    ] = None,
     access_log: Annotated[
         bool, typer.Option(help="Log every request line (slower; off by default).")
     ] = False,
@@ -90,7 +97,11 @@ def serve(
         "TIERWISE_PORT": str(port) if port is not None else None,
         "TIERWISE_LEDGER_URL": ledger_url,
         "TIERWISE_LOG_LEVEL": log_level,
+        "TIERWISE_LOG_FORMAT": log_format,
     }
+    if log_format is not None and log_format not in ("text", "json"):
+        err.print(f"[bold red]--log-format:[/] {log_format!r} is neither text nor json")
+        raise typer.Exit(2)
     for name, value in overrides.items():
         if value is not None:
             os.environ[name] = value
@@ -112,24 +123,45 @@ def serve(
     except ValueError as exc:
         err.print(f"[bold red]refusing to start:[/] TIERWISE_LEDGER_URL: {exc}")
         raise typer.Exit(2) from None
+
+    def say(markup: str, level: str = "info") -> None:
+        """A start-up line: rich text on stderr, or with --log-format json a JSON log line."""
+        if settings.log_format != "json":
+            err.print(markup, highlight=False)
+            return
+        import logging
+
+        from rich.text import Text
+
+        from router.logjson import JsonFormatter
+
+        plain = Text.from_markup(markup).plain
+        record = logging.LogRecord(
+            "tierwise", getattr(logging, level.upper()), "", 0, plain, None, None
+        )
+        sys.stderr.write(JsonFormatter().format(record) + "\n")
+        sys.stderr.flush()
+
     if loaded.access.open:
-        err.print(
+        say(
             "[bold yellow]WARNING: access.open is true: anyone who can reach "
             f"{settings.host}:{settings.port} can use the proxy (and spend your budget). "
-            "Use this for local development only.[/]"
+            "Use this for local development only.[/]",
+            "warning",
         )
     for i, rule in enumerate(loaded.alerts):
         for header, var in rule.sink.headers_env.items():
             if not os.environ.get(var):
-                err.print(
+                say(
                     f"[yellow]note:[/] alerts.{i}.sink takes header {header} from {var}, which is "
-                    "not set; alerts to that sink will fail (and be logged) until it is."
+                    "not set; alerts to that sink will fail (and be logged) until it is.",
+                    "warning",
                 )
     from router.upstreams.factory import missing_key_notes
 
     for note in missing_key_notes(loaded):
-        err.print(f"[yellow]note:[/] {note}.", markup=True, highlight=False)
-    err.print(
+        say(f"[yellow]note:[/] {note}.", "warning")
+    say(
         f"tierwise: policy {source}, scorer {_scorer_origin(scoring)}, "
         f"listening on http://{settings.host}:{settings.port}/v1"
     )
@@ -152,7 +184,7 @@ def serve(
         log_level=settings.log_level,
         access_log=access_log,
         proxy_headers=proxy_headers,
-        log_config=log_config(settings.log_level),
+        log_config=log_config(settings.log_level, settings.log_format),
     )
 
 

@@ -22,6 +22,34 @@ if TYPE_CHECKING:
 __all__ = ["Call", "Retryable", "record_request", "with_retries"]
 
 log = logging.getLogger("tierwise")
+decisions = logging.getLogger("tierwise.decisions")
+
+_DECISION_FIELDS = (
+    "request_id",
+    "caller",
+    "team",
+    "tier",
+    "model",
+    "difficulty",
+    "threshold",
+    "reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "status",
+    "stream",
+)
+
+
+def _decision_line(record: RequestRecord) -> None:
+    """`--log-format json`: one line per request with its decision (the prompt only where
+    the policy keeps prompts, `logging.prompts`)."""
+    fields = {name: getattr(record, name) for name in _DECISION_FIELDS}
+    fields["cost_usd"] = record.cost_micros / 1e6
+    fields["latency_ms"] = round(record.latency_ms, 3)
+    if record.prompt is not None:
+        fields["prompt"] = record.prompt
+    decisions.info("request %s", record.request_id, extra={"decision": fields})
 
 
 def record_request(
@@ -56,6 +84,8 @@ def record_request(
         prompt=r.prompt,
     )
     r.state.store.requests.append(record)
+    if r.state.settings.log_format == "json":
+        _decision_line(record)
     try:
         r.state.proxy.metrics.request(record, r.upstream_s, r.ttft_s, r.score_s)
     except Exception:  # metrics are never worth a request
