@@ -234,3 +234,35 @@ def test_the_configmap_policy_is_the_deploy_policy_and_the_secret_has_its_keys()
     [source] = container["envFrom"]
     secret = found["Secret", source["secretRef"]["name"]]
     assert needed_variables(policy) <= set(secret["stringData"])
+
+
+# -- Grafana -------------------------------------------------------------------------------------
+
+
+def _metric_names() -> set[str]:
+    """Every series name /metrics can answer with (counters' `_total`, histograms' parts)."""
+    from router.server.metrics import Metrics
+
+    names = set()
+    for family in Metrics().registry.collect():
+        for suffix in ("", "_total", "_bucket", "_count", "_sum", "_created"):
+            names.add(family.name + suffix)
+    for gauge in ("limit_usd", "spent_usd", "reserved_usd", "pace"):
+        names.add(f"tierwise_budget_{gauge}")
+    return names
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_proxy_exports() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "tierwise.json").read_text(encoding="utf-8"))
+    known = _metric_names()
+    used = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\btierwise_[a-z_]+", target["expr"]))
+    assert used and used <= known, sorted(used - known)
+    assert {
+        "tierwise_requests_total",
+        "tierwise_budget_spent_usd",
+        "tierwise_overhead_seconds_bucket",
+    } <= used
