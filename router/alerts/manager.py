@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -68,6 +69,7 @@ class AlertManager:
         )
         self.deliver = deliver
         self.events = events
+        self.recent: deque[Alert] = deque(maxlen=50)  # the last alerts fired here (dashboard)
         if events is not None:
             for rule, queue in zip(self.rules, self.queues, strict=False):
                 kind = rule.sink.type
@@ -113,6 +115,7 @@ class AlertManager:
 
     def _send(self, alert: Alert, rules: Sequence[int]) -> None:
         self.fired[alert.kind] = self.fired.get(alert.kind, 0) + 1
+        self.recent.append(alert)
         if self.events is not None:
             self.events("fired", alert.kind, None)
         if not self.deliver:

@@ -17,7 +17,7 @@ from router.server.responses import error_response
 if TYPE_CHECKING:
     from router.server.state import Runtime
 
-__all__ = ["admin_budgets", "admin_requests", "admin_spend"]
+__all__ = ["admin_budgets", "admin_requests", "admin_spend", "budget_rows", "spend_periods"]
 
 
 def _usd(micros: int) -> float:
@@ -30,20 +30,14 @@ async def _guard(request: Request) -> Runtime:
     return state
 
 
-async def admin_budgets(request: Request) -> Response:
-    """Every budget line: limit, spent, reserved, remaining, projected end-of-window spend."""
-    try:
-        state = await _guard(request)
-        now = time.time()
-        callers = state.keys.labels or (["anonymous"] if state.keys.open else [])
-        lines = report_lines(state.policy, callers, now)
-        states = await state.store.ledger.state(
-            [Line(b.key, b.limit_micros, b.window.end) for b in lines], now
-        )
-    except LedgerUnavailable as exc:
-        return error_response(LedgerDown(f"ledger unavailable: {exc}"))
-    except Exception as exc:
-        return error_response(exc)
+async def budget_rows(state: Runtime, now: float) -> list[dict[str, Any]]:
+    """Every budget line (limit, spent, reserved, remaining, projected end-of-window spend,
+    pace); raises `LedgerUnavailable`."""
+    callers = state.keys.labels or (["anonymous"] if state.keys.open else [])
+    lines = report_lines(state.policy, callers, now)
+    states = await state.store.ledger.state(
+        [Line(b.key, b.limit_micros, b.window.end) for b in lines], now
+    )
     rows = []
     for b, s in zip(lines, states, strict=True):
         budget = state.policy.budgets[b.budget]
@@ -68,6 +62,44 @@ async def admin_budgets(request: Request) -> Response:
                 "pacing": budget.pacing,
             }
         )
+    return rows
+
+
+async def spend_periods(state: Runtime, now: float) -> dict[str, Any]:
+    """Spend per tier today and this month (UTC), the frontier equivalent and the savings;
+    raises `LedgerUnavailable`."""
+    await state.gate.flush_accounting()  # this replica's; others write theirs every second
+    periods: dict[str, Any] = {}
+    for window in ("day", "month"):
+        w = window_of(window, "UTC", now)
+        keys = [f"_spend|{tier}|{w.id}" for tier in state.policy.tiers]
+        keys.append(f"_frontier_equivalent|all|{w.id}")
+        found = await state.store.ledger.state([Line(k, UNLIMITED, w.end) for k in keys], now)
+        by_tier = {
+            tier: _usd(s.spent_micros) for tier, s in zip(state.policy.tiers, found, strict=False)
+        }
+        total = sum(s.spent_micros for s in found[:-1])
+        equivalent = found[-1].spent_micros
+        periods[window] = {
+            "window_id": w.id,
+            "by_tier": by_tier,
+            "total_usd": _usd(total),
+            "frontier_equivalent_usd": _usd(equivalent),
+            "saved_usd": _usd(max(equivalent - total, 0)),
+        }
+    return periods
+
+
+async def admin_budgets(request: Request) -> Response:
+    """Every budget line: limit, spent, reserved, remaining, projected end-of-window spend."""
+    try:
+        state = await _guard(request)
+        now = time.time()
+        rows = await budget_rows(state, now)
+    except LedgerUnavailable as exc:
+        return error_response(LedgerDown(f"ledger unavailable: {exc}"))
+    except Exception as exc:
+        return error_response(exc)
     return JSONResponse({"time": now, "budgets": rows})
 
 
@@ -75,27 +107,8 @@ async def admin_spend(request: Request) -> Response:
     """Spend per tier today and this month (UTC), what the frontier would have cost, savings."""
     try:
         state = await _guard(request)
-        await state.gate.flush_accounting()  # this replica's; others write theirs every second
         now = time.time()
-        periods: dict[str, Any] = {}
-        for window in ("day", "month"):
-            w = window_of(window, "UTC", now)
-            keys = [f"_spend|{tier}|{w.id}" for tier in state.policy.tiers]
-            keys.append(f"_frontier_equivalent|all|{w.id}")
-            found = await state.store.ledger.state([Line(k, UNLIMITED, w.end) for k in keys], now)
-            by_tier = {
-                tier: _usd(s.spent_micros)
-                for tier, s in zip(state.policy.tiers, found, strict=False)
-            }
-            total = sum(s.spent_micros for s in found[:-1])
-            equivalent = found[-1].spent_micros
-            periods[window] = {
-                "window_id": w.id,
-                "by_tier": by_tier,
-                "total_usd": _usd(total),
-                "frontier_equivalent_usd": _usd(equivalent),
-                "saved_usd": _usd(max(equivalent - total, 0)),
-            }
+        periods = await spend_periods(state, now)
     except LedgerUnavailable as exc:
         return error_response(LedgerDown(f"ledger unavailable: {exc}"))
     except Exception as exc:

@@ -21,6 +21,7 @@ from router.errors import ProxyError, error_body
 from router.server.admin import admin_budgets, admin_requests, admin_spend
 from router.server.alerts_admin import admin_alerts
 from router.server.chat import chat_completions
+from router.server.dashboard import dashboard_data, dashboard_page
 from router.server.fast_path import FastDispatch
 from router.server.messages import MessagesApi
 from router.server.metrics import metrics_endpoint, process_exited
@@ -118,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
             Route("/admin/requests", admin_requests, methods=["GET"]),
             Route("/admin/alerts", admin_alerts, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/dashboard", dashboard_page, methods=["GET"]),
+            Route("/admin/dashboard", dashboard_data, methods=["GET"]),
             Route("/admin/policy", get_policy, methods=["GET"]),
             Route("/admin/policy", put_policy, methods=["PUT"]),
             Route("/admin/policy/history", policy_history, methods=["GET"]),
