@@ -95,6 +95,8 @@ def test_upstreams_know_nothing_of_the_layers_above() -> None:
         ("litellm", ("router.upstreams.litellm", "router.complexity_baseline")),
         ("typer", ("router.cli",)),
         ("rich", ("router.cli",)),
+        ("opentelemetry", ("router.tracing",)),
+        ("prometheus_client", ("router.server.metrics", "router.local.load")),
     ],
 )
 def test_each_library_stays_in_its_layer(library: str, home: tuple[str, ...]) -> None:

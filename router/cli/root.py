@@ -118,6 +118,14 @@ def serve(
     except AccessConfigError as exc:
         err.print(f"[bold red]refusing to start:[/] {exc}")
         raise typer.Exit(2) from None
+    if os.environ.get("TIERWISE_OTEL_EXPORTER", "").strip().lower() not in ("", "none", "off"):
+        from router import tracing
+
+        try:
+            tracing.configure()  # in this process only to check it can be; workers do it again
+        except RuntimeError as exc:
+            err.print(f"[bold red]refusing to start:[/] {exc}")
+            raise typer.Exit(2) from None
     try:
         _check_store(settings.ledger_url)
     except ValueError as exc:

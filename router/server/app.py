@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from policies import AUTO
+from router import tracing
 from router.errors import ProxyError, error_body
 from router.server.admin import admin_budgets, admin_requests, admin_spend
 from router.server.alerts_admin import admin_alerts
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
     """Build the ASGI app. Config errors (`PolicyError`, `AccessConfigError`) raise here, before
     anything listens, so the CLI can report them."""
     settings = settings or Settings()
+    tracing.configure()  # TIERWISE_OTEL_EXPORTER: otlp | console (off by default)
     state = build_state(settings)
     policies = state.policies = PolicyManager(state, settings.policy_poll_s)
     messages = MessagesApi()

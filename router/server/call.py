@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from policies import Decision
+from router import tracing
 from router.errors import UpstreamError
 from router.gates.budget import Admission
 from router.ledger import RequestRecord
@@ -102,8 +103,11 @@ class Call:
     admission: Admission
     finished: bool = False
     log_id: str | None = None  # its own request-log id (an escalation); None: the request's
+    trace: Any = None  # the trace context it started in (tracing on): its settlement's parent
 
     def __post_init__(self) -> None:
+        if tracing.enabled():
+            self.trace = tracing.current()
         self.routed.state.health.inflight[self.decision.tier] += 1
         self.routed.state.proxy.metrics.calls(self.decision.tier, 1)
 
@@ -126,10 +130,15 @@ class Call:
         state.proxy.metrics.calls(d.tier, -1)
         cost = gate.cost(self.admission, usage) if ok else 0
         equivalent = gate.frontier_equivalent(usage) if ok else 0
-        if ok:
-            state.background(gate.settle(self.rid, self.admission, cost, equivalent))
-        else:
-            state.background(gate.release(self.rid, self.admission))
+        work = (
+            gate.settle(self.rid, self.admission, cost, equivalent)
+            if ok
+            else gate.release(self.rid, self.admission)
+        )
+        if tracing.enabled():
+            name = "settle" if ok else "release"
+            work = tracing.traced(name, work, self.trace, tierwise_tier=d.tier)
+        state.background(work)
         state.alerts.observed(d.tier, d.reason, d.difficulty, status)
         if record:
             record_request(r, d, status, reason or d.reason, usage, cost, equivalent, self.log_id)

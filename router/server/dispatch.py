@@ -46,6 +46,7 @@ import time
 from starlette.responses import Response
 
 from policies import Decision
+from router import tracing
 from router.errors import BudgetExhausted, ProxyError, UpstreamError, UpstreamTimeout
 from router.gates.blame import Blame
 from router.gates.budget import Admission
@@ -172,7 +173,8 @@ async def _attempts(r: Routed, outcome: Outcome, blame: Blame) -> Response | Rel
             continue
         rid = r.rid if attempt == 0 else f"{r.rid}-{attempt}"
         try:
-            admission = await _admit(r, rid, decision, attempt == 0)
+            with tracing.span("budget", tierwise_tier=tier):
+                admission = await _admit(r, rid, decision, attempt == 0)
         except ProxyError as exc:  # a budget or the ledger refuses the fallback: report the cause
             if failure is None:
                 raise
@@ -245,7 +247,12 @@ async def _serve(call: Call, headers: dict[str, str]) -> Response | RelayRespons
             raise UpstreamTimeout(call.decision.tier, tier.total_timeout_s) from None
 
     began = time.perf_counter()
-    reply: Reply = await with_retries(call, once)
+    if tracing.enabled():
+        with tracing.outgoing("upstream", tierwise_tier=call.decision.tier) as calling:
+            reply: Reply = await with_retries(call, once)
+            calling.set_attribute("http.response.status_code", reply.status)
+    else:
+        reply = await with_retries(call, once)
     r.upstream_s = (r.upstream_s or 0.0) + time.perf_counter() - began
     state.health.success(call.decision.tier)
     check = escalation_check(call, reply)

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from policies import UnknownModel
+from router import tracing
 from router.errors import ProxyError
 from router.server.body import read_body
 from router.server.dispatch import dispatch
@@ -41,15 +42,20 @@ async def handle_routed(
     started, arrived = time.perf_counter(), time.time()
     rid = os.urandom(16).hex()  # as unique as uuid4, 4x cheaper
     headers = {"x-tierwise-request-id": rid, "x-tierwise-policy-version": state.version_label}
-    try:
-        caller = state.keys.check(request.headers)
-        body, text, wire = parse(await read_body(request, state.settings), state)
-        routed = await route(
-            state, rid, arrived, started, caller, request.headers, body, text, wire
-        )
-        headers = decision_headers(routed.decision, rid, state.version_label)
-        return await dispatch(routed)
-    except Exception as exc:
-        if not isinstance(exc, ProxyError | UnknownModel):
-            log.exception("request %s failed", rid)
-        return error_response(exc, headers)
+    parent = tracing.extract(request.headers) if tracing.enabled() else None
+    with tracing.span("tierwise.request", parent, tierwise_request_id=rid) as root:
+        try:
+            with tracing.span("auth"):
+                caller = state.keys.check(request.headers)
+            body, text, wire = parse(await read_body(request, state.settings), state)
+            routed = await route(
+                state, rid, arrived, started, caller, request.headers, body, text, wire
+            )
+            headers = decision_headers(routed.decision, rid, state.version_label)
+            root.set_attribute("tierwise.tier", routed.decision.tier)
+            return await dispatch(routed)
+        except Exception as exc:
+            if not isinstance(exc, ProxyError | UnknownModel):
+                log.exception("request %s failed", rid)
+            root.set_attribute("tierwise.error", type(exc).__name__)
+            return error_response(exc, headers)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from policies import Decision, decide, move
+from router import tracing
 from router.errors import ProxyError
 from router.gates.access import Caller
 from router.server.call import record_request
@@ -96,27 +97,32 @@ async def route(
     itself blocking runs on the state's scorer threads; the fast one inline (~40 us)."""
     scoring = state.scoring
     scored = time.perf_counter()
-    if scoring.blocking:
-        difficulty = await state.score_off_loop(scoring.scorer, text)
-    else:
-        difficulty = scoring.scorer.difficulty(text)
+    with tracing.span("score") as scoring_span:
+        if scoring.blocking:
+            difficulty = await state.score_off_loop(scoring.scorer, text)
+        else:
+            difficulty = scoring.scorer.difficulty(text)
+        scoring_span.set_attribute("tierwise.difficulty", difficulty)
     score_s = time.perf_counter() - scored
-    local_only = headers.get("x-tierwise-local-only", "").lower() in _TRUE
-    decision = decide(state.policy, body["model"], difficulty, scoring.threshold)
-    prompt = text if state.policy.logging.prompts else None
-    stream = bool(body.get("stream"))
-    r = Routed(
-        state, rid, arrived, started, caller, body, decision, stream, prompt, local_only, wire
-    )
-    r.pinned = decision.reason == "pinned"
-    r.score_s = score_s
-    if local_only and not state.policy.tiers[decision.tier].local:
-        try:
-            decision = state.gate.local_only(decision)
-        except ProxyError as exc:
-            record_request(r, decision, exc.status, f"refused:{exc.code}")
-            raise
-    r.decision = await state.gate.adjust(decision, caller.label, caller.team)
+    with tracing.span("decide") as deciding:
+        local_only = headers.get("x-tierwise-local-only", "").lower() in _TRUE
+        decision = decide(state.policy, body["model"], difficulty, scoring.threshold)
+        prompt = text if state.policy.logging.prompts else None
+        stream = bool(body.get("stream"))
+        r = Routed(
+            state, rid, arrived, started, caller, body, decision, stream, prompt, local_only, wire
+        )
+        r.pinned = decision.reason == "pinned"
+        r.score_s = score_s
+        if local_only and not state.policy.tiers[decision.tier].local:
+            try:
+                decision = state.gate.local_only(decision)
+            except ProxyError as exc:
+                record_request(r, decision, exc.status, f"refused:{exc.code}")
+                raise
+        r.decision = await state.gate.adjust(decision, caller.label, caller.team)
+        deciding.set_attribute("tierwise.tier", r.decision.tier)
+        deciding.set_attribute("tierwise.reason", r.decision.reason)
     return r
 
 

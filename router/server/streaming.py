@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from starlette.responses import Response
 
+from router import tracing
 from router.errors import UpstreamTimeout
 from router.server.call import Call, with_retries
 from router.server.relay import RelayResponse
@@ -53,7 +54,13 @@ async def serve_stream(
             raise
         return Prefetched(opened, first, chunks), first
 
-    result = await with_retries(call, open_first)
+    if tracing.enabled():
+        with tracing.outgoing("upstream", tierwise_tier=call.decision.tier) as calling:
+            result = await with_retries(call, open_first)
+            if r.ttft_s is not None:
+                calling.set_attribute("tierwise.ttft_s", r.ttft_s)
+    else:
+        result = await with_retries(call, open_first)
     if isinstance(result, Reply):
         r.state.health.success(call.decision.tier)
         call.finish(result.status, None, ok=False)

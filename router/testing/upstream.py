@@ -48,6 +48,7 @@ class _Stats:
         self.requests = 0
         self.by_model: Counter[str] = Counter()
         self.last_body: dict[str, Any] | None = None
+        self.traceparents: list[str] = []  # W3C trace context received, in order (last 100)
         self.active_streams = 0
         self.completed_streams = 0
         self.cancelled_streams = 0
@@ -58,6 +59,7 @@ class _Stats:
             "requests": self.requests,
             "by_model": dict(self.by_model),
             "last_body": self.last_body,
+            "traceparents": self.traceparents,
             "active_streams": self.active_streams,
             "completed_streams": self.completed_streams,
             "cancelled_streams": self.cancelled_streams,
@@ -87,8 +89,13 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
     stats = _Stats()
     sse = {"cache-control": "no-cache"}
 
-    async def prelude(body: dict[str, Any]) -> tuple[dict[str, float], Response | None]:
+    async def prelude(
+        body: dict[str, Any], request: Request | None = None
+    ) -> tuple[dict[str, float], Response | None]:
         stats.requests += 1
+        parent = request.headers.get("traceparent") if request is not None else None
+        if parent:
+            stats.traceparents = [*stats.traceparents[-99:], parent]
         stats.by_model[str(body.get("model"))] += 1
         stats.last_body = body
         d = _directives(body.get("messages") or [], body.get("model"))
@@ -110,7 +117,7 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
 
     async def chat(request: Request) -> Response:
         body = await request.json()
-        d, failure = await prelude(body)
+        d, failure = await prelude(body, request)
         if failure is not None:
             return failure
         model = body.get("model", "fake-model")
@@ -192,7 +199,7 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
             err = {"type": "error", "error": {"type": "authentication_error", "message": "no key"}}
             return JSONResponse(err, status_code=401)
         body = await request.json()
-        d, failure = await prelude(body)
+        d, failure = await prelude(body, request)
         if failure is not None:
             status = failure.status_code
             kind = "overloaded_error" if status == 529 else "api_error"

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import aiohttp
 
 from router.errors import UpstreamError, UpstreamTimeout
-from router.upstreams.transports.base import SenderConfig, env_proxy_for
+from router.upstreams.transports.base import OUTGOING, SenderConfig, env_proxy_for
 
 __all__ = ["AiohttpSender"]
 
@@ -76,9 +76,11 @@ class AiohttpSender:
 
     async def post(self, content: bytes) -> _Response:
         session = self._session or self._open()
+        extra = OUTGOING.get()
+        headers = {**self._headers, **dict(extra)} if extra else self._headers
         with _mapped(self._config):
             response = await session.post(
-                self._config.url, data=content, headers=self._headers, proxy=self._proxy
+                self._config.url, data=content, headers=headers, proxy=self._proxy
             )
         return _Response(response, self._config)
 

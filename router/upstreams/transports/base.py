@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-__all__ = ["RawResponse", "Sender", "SenderConfig", "env_proxy_for"]
+__all__ = ["OUTGOING", "RawResponse", "Sender", "SenderConfig", "env_proxy_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +54,8 @@ def env_proxy_for(url: str) -> str | None:
     if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return proxies.get(parts.scheme) or proxies.get("all")
+
+
+OUTGOING: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("tierwise_outgoing", default=())
+"""Headers for the next upstream calls of this task on top of the sender's own (the trace's
+`traceparent`, `router.tracing`); empty, the default, costs one lookup per call."""

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import httpx
 
 from router.errors import UpstreamError, UpstreamTimeout
-from router.upstreams.transports.base import SenderConfig, env_proxy_for
+from router.upstreams.transports.base import OUTGOING, SenderConfig, env_proxy_for
 
 __all__ = ["HttpxSender"]
 
@@ -72,7 +72,11 @@ class HttpxSender:
         request = httpx.Request(
             "POST",
             self._url,
-            headers=[*self._headers, (b"content-length", str(len(content)).encode())],
+            headers=[
+                *self._headers,
+                *((k.encode(), v.encode()) for k, v in OUTGOING.get()),
+                (b"content-length", str(len(content)).encode()),
+            ],
             content=content,
             extensions={"timeout": self._timeout},
         )
