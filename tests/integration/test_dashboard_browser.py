@@ -125,6 +125,7 @@ def test_the_dashboard_shows_the_traffic_sent(
         assert sorted(tiers) == ["cheap"] * 6 + ["frontier"] * 2
         budgets = browser.find_elements(By.CSS_SELECTOR, "#budgets tbody tr")
         assert [row.find_elements(By.TAG_NAME, "td")[0].text for row in budgets] == ["global-day"]
+        assert len(budgets[0].find_elements(By.CSS_SELECTOR, "svg.budget-chart line")) == 3
         health = browser.find_elements(By.CSS_SELECTOR, "#health tbody tr")
         assert {row.find_elements(By.TAG_NAME, "td")[0].text for row in health} == {
             "cheap",
