@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 
@@ -64,6 +65,8 @@ def test_the_wheel_has_every_package_and_data_file(built: tuple[set[str], str, P
     assert not missing, f"packages missing from the wheel: {missing}"
     data = [n for n in tracked if n.startswith("classifiers/artifacts/")]
     data += ["policies/default.yaml", "policies/examples/production.yaml", "policies/py.typed"]
+    data += [n for n in tracked if n.startswith(("policies/examples/", "router/server/assets/"))]
+    assert "router/server/assets/dashboard.html" in data
     assert not [n for n in data if n not in names], sorted(n for n in data if n not in names)
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "scripts/"))]
 
@@ -156,6 +159,8 @@ def test_the_installed_wheel_checks_serves_and_scores(
         with proxy:
             reply = _ask(proxy, "k", "auto")
             assert reply.headers["x-tierwise-tier"] in ("cheap", "frontier")
+            page = httpx.get(f"{proxy.url}/dashboard")  # the page ships in the wheel
+            assert page.status_code == 200 and "<title>tierwise</title>" in page.text
             assert (reply.parse().choices[0].message.content or "").startswith("w")
 
     rows = work / "prompts.jsonl"
