@@ -101,6 +101,24 @@ def fake_upstream(logs_dir: Path) -> Iterator[ServerProcess]:
         yield server
 
 
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A `redis://` store URL on the local Redis (DB 13) with a key prefix of its own, whose
+    keys are deleted afterwards."""
+    import uuid
+
+    import redis
+
+    prefix = f"tierwise-test-{uuid.uuid4().hex[:8]}"
+    yield f"redis://127.0.0.1:6379/13?prefix={prefix}"
+    client = redis.Redis(host="127.0.0.1", port=6379, db=13)
+    try:
+        for key in client.scan_iter(f"{{{prefix}}}*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 def write_policy(path: Path, upstream_url: str, **overrides: Any) -> Path:
     """A two-tier policy pointing both tiers at the fake upstream; `overrides` replace sections."""
     policy: dict[str, Any] = {

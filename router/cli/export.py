@@ -4,7 +4,6 @@ file `tierwise simulate` replays), read page by page from its admin API."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -12,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
+from router.cli.admin_client import DEFAULT_URL, AdminKey, Url, admin
 from router.cli.console import console
 
 __all__ = ["register"]
@@ -43,58 +42,24 @@ def since_time(text: str, now: float) -> float:
     return parsed.timestamp()
 
 
-def _page(url: str, key: str, before: str | None) -> dict[str, Any]:
-    params = {"limit": "1000", **({"before": before} if before else {})}
-    try:
-        response = httpx.get(
-            f"{url}/admin/requests",
-            params=params,
-            headers={"authorization": f"Bearer {key}"},
-            timeout=60,
-        )
-    except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach {url}:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        err.print(f"[red]/admin/requests: HTTP {response.status_code}:[/] {message}")
-        raise typer.Exit(2)
-    data: dict[str, Any] = response.json()
-    return data
-
-
 @export_app.command("requests")
 def export_requests(
     since: Annotated[
         str, typer.Option(help="Records from this time on: ISO time or an age (7d, 12h).")
     ],
     out: Annotated[Path, typer.Option(help="The JSON lines file to write ('-': stdout).")],
-    url: Annotated[
-        str, typer.Option(help="The proxy's base URL (env TIERWISE_URL).")
-    ] = "http://127.0.0.1:8080",
-    admin_key: Annotated[
-        str | None,
-        typer.Option(help="An admin key (env TIERWISE_ADMIN_KEY; one of access.admin_keys_env)."),
-    ] = None,
+    url: Url = DEFAULT_URL,
+    admin_key: AdminKey = None,
 ) -> None:
     """Write the request log since SINCE, oldest first, one JSON record per line: request id,
     time, caller, team, tier, model, difficulty, threshold, reason, tokens, cost, latency, status
     (and the prompt where the policy keeps prompts)."""
-    url = (os.environ.get("TIERWISE_URL", url) if url == "http://127.0.0.1:8080" else url).rstrip(
-        "/"
-    )
-    key = admin_key or os.environ.get("TIERWISE_ADMIN_KEY")
-    if not key:
-        err.print("[red]an admin key is needed:[/] pass --admin-key or set TIERWISE_ADMIN_KEY")
-        raise typer.Exit(2)
+    proxy = admin(url, admin_key)
     start = since_time(since, time.time())
     records: list[dict[str, Any]] = []
     before: str | None = None
     while True:
-        page = _page(url, key, before)
+        page = proxy.get("/admin/requests", limit="1000", **({"before": before} if before else {}))
         fresh = [r for r in page["requests"] if r["time"] >= start]
         records.extend(fresh)
         before = page.get("next")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,19 +19,13 @@ from rich.table import Table
 from policies import Policy, PolicyError, decide, load_policy
 from policies.budgets import lines_for, pacing_ratio
 from policies.diff import budget_changes, policy_diff
+from router.cli.admin_client import DEFAULT_URL, AdminKey, Url, admin, message
 from router.cli.console import console
 
 __all__ = ["register"]
 
 out = console()
 err = console(stderr=True)
-
-Url = Annotated[str, typer.Option(help="The proxy's base URL (env TIERWISE_URL).")]
-AdminKey = Annotated[
-    str | None,
-    typer.Option(help="An admin key (env TIERWISE_ADMIN_KEY; one of access.admin_keys_env)."),
-]
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def _load(file: Path) -> Policy:
@@ -183,23 +176,6 @@ async def _budgeted(
     return decision, rows
 
 
-def _admin(url: str, admin_key: str | None) -> tuple[str, dict[str, str]]:
-    url = os.environ.get("TIERWISE_URL", url) if url == DEFAULT_URL else url
-    key = admin_key or os.environ.get("TIERWISE_ADMIN_KEY")
-    if not key:
-        err.print("[red]an admin key is needed:[/] pass --admin-key or set TIERWISE_ADMIN_KEY")
-        raise typer.Exit(2)
-    return url.rstrip("/"), {"authorization": f"Bearer {key}"}
-
-
-def _call(method: str, url: str, **kwargs: Any) -> httpx.Response:
-    try:
-        return httpx.request(method, url, timeout=30, **kwargs)
-    except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach {url}:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
 def _answered(response: httpx.Response) -> dict[str, Any]:
     """The JSON of a 200 answer; otherwise the error printed (each issue of an invalid policy
     on its own line) and exit 2 (1 for a version conflict)."""
@@ -218,8 +194,7 @@ def _answered(response: httpx.Response) -> dict[str, Any]:
                 f"  [yellow]{issue['path'] or '<root>'}[/]: {issue['reason']}", highlight=False
             )
     else:
-        message = error.get("message") or response.text[:300]
-        err.print(f"[red]HTTP {response.status_code}:[/] {message}", highlight=False)
+        err.print(f"[red]HTTP {response.status_code}:[/] {message(response)}", highlight=False)
     raise typer.Exit(1 if response.status_code == 412 else 2)
 
 
@@ -249,16 +224,12 @@ def apply(
 ) -> None:
     """Apply FILE to a running proxy (`PUT /admin/policy`): validated there first; on success
     every replica on the same store serves it within seconds, without a restart."""
-    base, headers = _admin(url, admin_key)
+    proxy = admin(url, admin_key)
     _load(file)  # the same checks, here first: a clear error before anything is sent
+    headers = {"content-type": "application/yaml"}
     if if_version is not None:
         headers["if-match"] = f'"{if_version}"'
-    response = _call(
-        "PUT",
-        f"{base}/admin/policy",
-        content=file.read_bytes(),
-        headers={**headers, "content-type": "application/yaml"},
-    )
+    response = proxy.call("PUT", "/admin/policy", content=file.read_bytes(), headers=headers)
     _print_applied(_answered(response))
 
 
@@ -268,10 +239,8 @@ def rollback(
     admin_key: AdminKey = None,
 ) -> None:
     """Serve an earlier policy version again (recorded as a new version)."""
-    base, headers = _admin(url, admin_key)
-    response = _call(
-        "POST", f"{base}/admin/policy/rollback", params={"to": version}, headers=headers
-    )
+    proxy = admin(url, admin_key)
+    response = proxy.call("POST", "/admin/policy/rollback", params={"to": version})
     _print_applied(_answered(response))
 
 
@@ -282,10 +251,8 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """The applied policy versions of a running proxy, newest first: number, when, who, how."""
-    base, headers = _admin(url, admin_key)
-    data = _answered(
-        _call("GET", f"{base}/admin/policy/history", params={"limit": limit}, headers=headers)
-    )
+    proxy = admin(url, admin_key)
+    data = _answered(proxy.call("GET", "/admin/policy/history", params={"limit": limit}))
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

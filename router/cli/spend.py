@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from typing import Annotated, Any
-
-import httpx
 import typer
 from rich.table import Table
 
+from router.cli.admin_client import DEFAULT_URL, AdminKey, Url, admin
 from router.cli.console import console
 
 __all__ = ["register"]
@@ -17,39 +14,10 @@ out = console()
 err = console(stderr=True)
 
 
-def _get(url: str, path: str, key: str) -> dict[str, Any]:
-    try:
-        response = httpx.get(url.rstrip("/") + path, headers={"authorization": f"Bearer {key}"})
-    except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach {url}:[/] {exc}")
-        raise typer.Exit(2) from None
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        err.print(f"[red]{path}: HTTP {response.status_code}:[/] {message}")
-        raise typer.Exit(2)
-    data: dict[str, Any] = response.json()
-    return data
-
-
-def spend(
-    url: Annotated[
-        str, typer.Option(help="The proxy's base URL (env TIERWISE_URL).")
-    ] = "http://127.0.0.1:8080",
-    admin_key: Annotated[
-        str | None,
-        typer.Option(help="An admin key (env TIERWISE_ADMIN_KEY; one of access.admin_keys_env)."),
-    ] = None,
-) -> None:
+def spend(url: Url = DEFAULT_URL, admin_key: AdminKey = None) -> None:
     """Print every budget (limit, spent, reserved, remaining, projected) and spend per tier."""
-    url = os.environ.get("TIERWISE_URL", url) if url == "http://127.0.0.1:8080" else url
-    key = admin_key or os.environ.get("TIERWISE_ADMIN_KEY")
-    if not key:
-        err.print("[red]an admin key is needed:[/] pass --admin-key or set TIERWISE_ADMIN_KEY")
-        raise typer.Exit(2)
-    budgets = _get(url, "/admin/budgets", key)["budgets"]
+    proxy = admin(url, admin_key)
+    budgets = proxy.get("/admin/budgets")["budgets"]
     table = Table(title="budgets")
     for col in (
         "budget",
@@ -81,7 +49,7 @@ def spend(
         out.print(table)
     else:
         out.print("no budgets configured")
-    periods = _get(url, "/admin/spend", key)["spend"]
+    periods = proxy.get("/admin/spend")["spend"]
     table = Table(title="spend (UTC)")
     tiers = list(next(iter(periods.values()))["by_tier"]) if periods else []
     for col in ("period", *tiers, "total $", "frontier equivalent $", "saved $"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -90,30 +91,29 @@ async def spend_periods(state: Runtime, now: float) -> dict[str, Any]:
     return periods
 
 
-async def admin_budgets(request: Request) -> Response:
-    """Every budget line: limit, spent, reserved, remaining, projected end-of-window spend."""
+async def _answer(
+    request: Request, key: str, build: Callable[[Runtime, float], Awaitable[Any]]
+) -> Response:
+    """`{"time": now, key: build(state, now)}` for an admin caller; the error response else."""
     try:
         state = await _guard(request)
         now = time.time()
-        rows = await budget_rows(state, now)
+        value = await build(state, now)
     except LedgerUnavailable as exc:
         return error_response(LedgerDown(f"ledger unavailable: {exc}"))
     except Exception as exc:
         return error_response(exc)
-    return JSONResponse({"time": now, "budgets": rows})
+    return JSONResponse({"time": now, key: value})
+
+
+async def admin_budgets(request: Request) -> Response:
+    """Every budget line: limit, spent, reserved, remaining, projected end-of-window spend."""
+    return await _answer(request, "budgets", budget_rows)
 
 
 async def admin_spend(request: Request) -> Response:
     """Spend per tier today and this month (UTC), what the frontier would have cost, savings."""
-    try:
-        state = await _guard(request)
-        now = time.time()
-        periods = await spend_periods(state, now)
-    except LedgerUnavailable as exc:
-        return error_response(LedgerDown(f"ledger unavailable: {exc}"))
-    except Exception as exc:
-        return error_response(exc)
-    return JSONResponse({"time": now, "spend": periods})
+    return await _answer(request, "spend", spend_periods)
 
 
 async def admin_requests(request: Request) -> Response:

@@ -7,7 +7,6 @@ import asyncio
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import redis
 
 from router.testing.processes import ServerProcess, free_port, guarded_env
 from tests.conftest import StartProxy
@@ -31,16 +29,6 @@ def receiver(logs_dir: Path) -> Iterator[ServerProcess]:
     command = [sys.executable, "-m", "router.testing.receiver", "--port", str(port)]
     with ServerProcess(command, port, log=logs_dir / f"receiver_{port}.log") as server:
         yield server
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    prefix = f"tierwise-alerts-{uuid.uuid4().hex[:8]}"
-    yield f"redis://127.0.0.1:6379/13?prefix={prefix}"
-    client = redis.Redis(host="127.0.0.1", port=6379, db=13)
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-    client.close()
 
 
 def hook(receiver: ServerProcess, **rule: Any) -> dict[str, Any]:

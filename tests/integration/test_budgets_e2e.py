@@ -10,8 +10,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,16 +128,6 @@ def test_sqlite_budget_holds_under_300_concurrent_requests_and_survives_a_restar
     ).json()["requests"]
     assert sum(1 for r in requests if r["status"] == 200) == admitted
     assert all(r["prompt"] is None for r in requests)  # no prompt text unless asked for
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    prefix = f"tierwise-test-{uuid.uuid4().hex[:8]}"
-    yield f"redis://127.0.0.1:6379/13?prefix={prefix}"
-    client = redis.Redis(host="127.0.0.1", port=6379, db=13)
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-    client.close()
 
 
 def test_two_replicas_on_one_redis_never_overspend(

@@ -5,13 +5,10 @@ from the shared ledger, not summed)."""
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -62,16 +59,6 @@ def traffic(url: str, n: int, stream: bool = False) -> None:
         )
     finally:
         client.close()
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    prefix = f"metrics-{uuid.uuid4().hex[:8]}"
-    yield f"redis://127.0.0.1:6379/13?prefix={prefix}"
-    client = redis.Redis(host="127.0.0.1", port=6379, db=13)
-    for key in client.scan_iter(f"{{{prefix}}}:*"):
-        client.delete(key)
-    client.close()
 
 
 def _policy(path: Path, upstream: str) -> Path:

@@ -99,6 +99,12 @@ def _fresh_venv(where: Path, wheel: Path) -> Path:
     return where / "bin"
 
 
+def _fake_upstream(bin_dir: Path, port: int, log: Path, cwd: Path | None = None) -> ServerProcess:
+    """The fake upstream as the installed wheel ships it (`router.testing.upstream`)."""
+    command = [str(bin_dir / "python"), "-m", "router.testing.upstream", "--port", str(port)]
+    return ServerProcess(command, port, "/_stats", log=log, cwd=cwd)
+
+
 def _ask(proxy: ServerProcess, key: str, model: str) -> Any:
     """One chat completion through the proxy with the openai SDK: the raw 200 response."""
     client = OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0)
@@ -138,13 +144,7 @@ def test_the_installed_wheel_checks_serves_and_scores(
     assert str(ROOT) not in where.stdout
 
     upstream_port, proxy_port = free_port(), free_port()
-    upstream = ServerProcess(
-        [str(bin_dir / "python"), "-m", "router.testing.upstream", "--port", str(upstream_port)],
-        upstream_port,
-        "/_stats",
-        log=tmp_path / "upstream.log",
-        cwd=work,
-    )
+    upstream = _fake_upstream(bin_dir, upstream_port, tmp_path / "upstream.log", cwd=work)
     with upstream:
         policy = write_policy(work / "policy.yaml", upstream.url)
         checked = run(str(bin_dir / "tierwise"), "policy", "check", str(policy))
@@ -203,12 +203,7 @@ def test_the_installed_wheel_runs_as_the_k8s_deployment_configures_it(
     healthcheck = json.loads(check[check.index("CMD") + 3 :])
 
     upstream_port, proxy_port = free_port(), free_port()
-    upstream = ServerProcess(
-        [str(bin_dir / "python"), "-m", "router.testing.upstream", "--port", str(upstream_port)],
-        upstream_port,
-        "/_stats",
-        log=tmp_path / "upstream.log",
-    )
+    upstream = _fake_upstream(bin_dir, upstream_port, tmp_path / "upstream.log")
     prefix = f"deploy-{uuid.uuid4().hex[:8]}"
     env = guarded_env({e["name"]: e["value"] for e in container["env"]} | secret)
     env.pop("PYTHONPATH", None)

@@ -5,28 +5,14 @@ rollback converges the same way, and a stale If-Match is answered 412 on any rep
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-import redis
 
 from router.testing.processes import ServerProcess, free_port, proxy_command
 from tests.integration.test_policy_reload import ADMIN, policy_text, served_version
 
 REDIS_DB = 13
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    prefix = f"replicas-{uuid.uuid4().hex[:8]}"
-    yield f"redis://127.0.0.1:6379/{REDIS_DB}?prefix={prefix}"
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-    for key in client.scan_iter(f"{{{prefix}}}:*"):
-        client.delete(key)
-    client.close()
 
 
 def _replica(path: Path, redis_url: str, log: Path) -> ServerProcess:
