@@ -49,7 +49,7 @@ class AlertManager:
         """`deliver=False`: alerts that fire are kept in `sent` (with the rules they match)
         instead of being queued to sinks (`tierwise simulate`). `events`: told of each alert
         fired, `("fired", kind, None)`, and each delivery's outcome, `("delivery", sink type,
-        "delivered" | "failed" | "dropped")` (the metrics)."""
+        "queued" | "delivered" | "failed" | "dropped")` (the metrics)."""
         self.policy = policy
         self.ledger = ledger
         self.clock = clock

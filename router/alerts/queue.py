@@ -83,7 +83,7 @@ class AlertQueue:
             self._count("dropped")
             self._lost(alert, f"the queue is full ({self._queue.maxsize})")
             return False
-        self.stats.queued += 1
+        self._count("queued")
         self.stats.pending += 1
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._run())

@@ -142,7 +142,8 @@ class Metrics:
         )
         self.deliveries = Counter(
             "tierwise_alert_deliveries",
-            "Alert deliveries, by sink type and outcome (delivered, failed, dropped).",
+            "Alert deliveries, by sink type and outcome (queued, delivered, failed, dropped: "
+            "queued minus the others is what waits).",
             ["sink", "outcome"],
             registry=r,
         )
@@ -157,6 +158,14 @@ class Metrics:
             "tierwise_breaker_state",
             "Circuit breaker per tier: 0 closed, 1 half-open, 2 open (the worst over workers).",
             ["tier"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.upstream_queue = Gauge(
+            "tierwise_upstream_queue",
+            "Requests a tier's model server reports running and waiting (tiers with "
+            "metrics_url; the largest over workers).",
+            ["tier", "state"],
             multiprocess_mode="max",
             registry=r,
         )
@@ -286,6 +295,10 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics = proxy.metrics
     for tier, breaker in runtime.health.breakers.items():
         metrics.breaker_state(tier, breaker.state)
+        load = runtime.health.load.get(tier)
+        if load is not None:
+            metrics.upstream_queue.labels(tier, "running").set(load.running)
+            metrics.upstream_queue.labels(tier, "waiting").set(load.waiting)
     metrics.served(runtime.version.version if runtime.version else 0, runtime.threshold)
     now = time.time()
     callers = runtime.keys.labels or (["anonymous"] if runtime.keys.open else [])

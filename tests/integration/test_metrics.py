@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -120,12 +121,22 @@ def test_metrics_count_the_traffic_sent(
     assert value(values, "tierwise_budget_limit_usd", budget="global-day") == 100
 
 
-def test_open_metrics_need_no_key(fake_upstream: ServerProcess, tmp_path: Path) -> None:
+def test_open_metrics_need_no_key_and_report_the_model_servers_queue(
+    fake_upstream: ServerProcess, tmp_path: Path
+) -> None:
     policy = write_policy(tmp_path / "p.yaml", fake_upstream.url, metrics={"auth": "open"})
+    data = yaml.safe_load(policy.read_text())
+    data["tiers"]["cheap"] |= {"engine": "vllm", "metrics_url": f"{fake_upstream.url}/metrics"}
+    policy.write_text(yaml.safe_dump(data))
     port = free_port()
-    with ServerProcess(
-        proxy_command(policy, port), port, env={"TIERWISE_LEDGER_URL": "memory://"}
-    ) as server:
+    env = {"TIERWISE_LEDGER_URL": "memory://"}
+    with ServerProcess(proxy_command(policy, port), port, env=env) as server:
         traffic(server.url, 1)
+        time.sleep(1.0)  # the load poller reads the server every 0.5 s
         values = scrape(server.url, headers=None)
     assert value(values, "tierwise_requests_total") == 2
+    queue = {k: v for k, v in values.items() if k[0] == "tierwise_upstream_queue"}
+    assert queue == {
+        ("tierwise_upstream_queue", (("state", "running"), ("tier", "cheap"))): 0.0,
+        ("tierwise_upstream_queue", (("state", "waiting"), ("tier", "cheap"))): 0.0,
+    }
