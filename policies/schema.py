@@ -439,6 +439,49 @@ class Logging(_Strict):
     prompts: bool = False
 
 
+DetectorName = Literal["email", "phone", "payment_card", "iban", "national_id", "secret"]
+
+
+class KeepLocal(_Strict):
+    """What keeps a request on `local: true` tiers (`policies.privacy`): caller key labels,
+    teams, request tags (`x-tierwise-tags`, `metadata.tags`), content detectors run on the
+    whole request (`policies.detectors`), regexes and case-insensitive terms."""
+
+    detectors: list[DetectorName] = Field(default_factory=list)
+    keys: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    terms: list[str] = Field(default_factory=list)
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for i, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"patterns.{i}: not a regular expression ({exc})") from None
+        return patterns
+
+    def compiled(self) -> list[re.Pattern[str]]:
+        return [re.compile(p) for p in self.patterns]
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.detectors or self.keys or self.teams or self.tags or self.patterns or self.terms
+        )
+
+
+class Privacy(_Strict):
+    """`privacy.keep_local`: requests that must never leave the building. Such a request is
+    served by a local tier only: never by fallback, spill-over, escalation or a budget move to
+    a non-local tier; pinned to a non-local tier it is refused (403 naming the rule)."""
+
+    keep_local: KeepLocal = KeepLocal()
+
+
 class MetricsPolicy(_Strict):
     """`GET /metrics`: `auth: admin` (default; an admin key as for `/admin`) or `open` (for a
     Prometheus that scrapes without credentials, on a network you trust)."""
@@ -454,6 +497,7 @@ class Policy(_Strict):
     access: Access = Access()
     logging: Logging = Logging()
     metrics: MetricsPolicy = MetricsPolicy()
+    privacy: Privacy = Privacy()
     ledger: LedgerPolicy = LedgerPolicy()
 
     @model_validator(mode="after")

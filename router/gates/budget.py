@@ -192,15 +192,15 @@ class BudgetGate:
             return dataclasses.replace(decision, threshold=shown)
         return move(self.policy, decision, self.policy.routing.cheap_tier, reason, threshold=shown)
 
-    def local_only(self, decision: Decision) -> Decision:
-        """A request that must stay on the premises (`x-tierwise-local-only`): the cheap tier,
-        when it is local; otherwise refuse rather than send the data out."""
+    def local_only(self, decision: Decision, why: str = "local_only") -> Decision:
+        """A request that must stay on the premises (`x-tierwise-local-only`, or the privacy
+        rule `why` names): the cheap tier, when it is local; otherwise refuse rather than send
+        the data out."""
         cheap = self.policy.routing.cheap_tier
         if not self.policy.tiers[cheap].local:
-            raise Forbidden(
-                "x-tierwise-local-only: no local tier is configured (set local: true on one)"
-            )
-        return self._downgrade(decision, "local_only")
+            what = "x-tierwise-local-only" if why == "local_only" else why
+            raise Forbidden(f"{what}: no local tier is configured (set local: true on one)")
+        return self._downgrade(decision, why)
 
     # -- reserve / settle / release -----------------------------------------------------------
 

@@ -190,6 +190,8 @@ async def _attempts(r: Routed, outcome: Outcome, blame: Blame) -> Response | Rel
         )
         if outcome.tried:
             headers["x-tierwise-fallback"] = outcome.header()
+        if r.privacy is not None:
+            headers["x-tierwise-privacy"] = r.privacy
         try:
             response = await _serve(call, headers)
         except (UpstreamError, UpstreamTimeout, Retryable) as exc:
@@ -225,6 +227,8 @@ async def _attempts(r: Routed, outcome: Outcome, blame: Blame) -> Response | Rel
     if len(outcome.tried) > 1 and isinstance(failure, ProxyError):
         tried = ", ".join(f"{tier}:{why}" for tier, why, _ in outcome.tried)
         failure.message += f" (tried: {tried})"
+    if r.privacy is not None and isinstance(failure, ProxyError):
+        failure.message += f"; privacy rule {r.privacy} keeps it on local tiers"
     raise failure
 
 

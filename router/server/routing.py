@@ -4,14 +4,16 @@ tier to fall back to, the same decision moved to another tier)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from policies import Decision, decide, move
+from policies.privacy import keep_local_rule, request_tags, request_text
 from router import tracing
-from router.errors import ProxyError
+from router.errors import Forbidden, ProxyError
 from router.gates.access import Caller
 from router.server.call import record_request
 from router.upstreams.base import Upstream
@@ -76,6 +78,7 @@ class Routed:
     score_s: float | None = None  # the classifier's time on this request
     upstream_s: float | None = None  # non-streamed: time in upstream calls (retries included)
     ttft_s: float | None = None  # streams: the upstream's time to its first chunk
+    privacy: str | None = None  # the privacy rule keeping it on local tiers (never the text)
 
 
 _TRUE = ("1", "true", "yes")
@@ -107,6 +110,7 @@ async def route(
     with tracing.span("decide") as deciding:
         local_only = headers.get("x-tierwise-local-only", "").lower() in _TRUE
         decision = decide(state.policy, body["model"], difficulty, scoring.threshold)
+        rule = _privacy_rule(state, caller, headers, body)
         prompt = text if state.policy.logging.prompts else None
         stream = bool(body.get("stream"))
         r = Routed(
@@ -114,16 +118,40 @@ async def route(
         )
         r.pinned = decision.reason == "pinned"
         r.score_s = score_s
-        if local_only and not state.policy.tiers[decision.tier].local:
+        if rule is not None:
+            r.local_only, r.privacy = True, rule
+        if r.local_only and not state.policy.tiers[decision.tier].local:
             try:
-                decision = state.gate.local_only(decision)
+                if rule is not None and r.pinned:
+                    raise Forbidden(
+                        f"privacy rule {rule} keeps this request on local tiers; tier "
+                        f"{decision.tier!r} is not local (send it to a local tier or `auto`)"
+                    )
+                decision = state.gate.local_only(
+                    decision, f"privacy:{rule}" if rule else "local_only"
+                )
             except ProxyError as exc:
                 record_request(r, decision, exc.status, f"refused:{exc.code}")
                 raise
+        elif rule is not None:
+            decision = dataclasses.replace(decision, reason=f"privacy:{rule}")
         r.decision = await state.gate.adjust(decision, caller.label, caller.team)
         deciding.set_attribute("tierwise.tier", r.decision.tier)
         deciding.set_attribute("tierwise.reason", r.decision.reason)
     return r
+
+
+def _privacy_rule(
+    state: Runtime, caller: Caller, headers: Mapping[str, str], body: dict[str, Any]
+) -> str | None:
+    """The `privacy.keep_local` rule the request meets (None when the policy has none)."""
+    rules = state.policy.privacy.keep_local
+    if not rules.active:
+        return None
+    tags = request_tags(headers.get("x-tierwise-tags"), body)
+    return keep_local_rule(
+        rules, caller.label, caller.team, tags, request_text(body), state.privacy_patterns
+    )
 
 
 def upstream_for(r: Routed, tier: str) -> Upstream:

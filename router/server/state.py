@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class Runtime:
     health: TierHealth
     unconfigured: dict[str, str] = field(default_factory=dict)  # tier -> its missing key
     version: PolicyVersion | None = None  # None until the store has recorded it
+    privacy_patterns: list[re.Pattern[str]] = field(default_factory=list)  # compiled once
 
     @property
     def settings(self) -> Settings:
@@ -197,6 +199,7 @@ def build_runtime(
         TierHealth(policy),
         missing_keys(policy),
         version,
+        policy.privacy.keep_local.compiled(),
     )
 
 
