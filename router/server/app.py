@@ -6,6 +6,7 @@ middleware layer costs latency on every request (see benchmarks/overhead.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +36,8 @@ from router.settings import Settings
 __all__ = ["create_app", "create_app_from_env"]
 
 log = logging.getLogger("tierwise")
+
+_SHUTDOWN_S = 30.0  # the longest a worker spends closing (settlements, alerts, the store)
 
 
 async def _models(request: Request) -> Response:
@@ -101,7 +104,11 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
         try:
             yield
         finally:
-            await state.aclose()
+            try:  # a shutdown step that never returns must not keep the process alive
+                async with asyncio.timeout(_SHUTDOWN_S):
+                    await state.aclose()
+            except TimeoutError:
+                log.error("shutdown took over %s s; exiting without waiting longer", _SHUTDOWN_S)
             process_exited()
 
     # the hot routes: served by `FastDispatch` without Starlette's router, listed here once

@@ -100,8 +100,7 @@ class PolicyManager:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self._watcher is not None:
             self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await asyncio.wait([self._watcher], timeout=5)
         if self._retiring:
             await asyncio.wait(set(self._retiring), timeout=15)
 
