@@ -439,6 +439,22 @@ class Logging(_Strict):
     prompts: bool = False
 
 
+class RateLimit(_Strict):
+    """Requests and/or tokens (input + output, from the usage the upstream reports) per minute,
+    for each caller key (`scope: key`) or each team (`scope: team`), counted in the shared
+    ledger so that they hold across replicas."""
+
+    scope: Literal["key", "team"]
+    requests_per_min: int | None = Field(default=None, gt=0)
+    tokens_per_min: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _something(self) -> RateLimit:
+        if self.requests_per_min is None and self.tokens_per_min is None:
+            raise ValueError("give requests_per_min, tokens_per_min or both")
+        return self
+
+
 DetectorName = Literal["email", "phone", "payment_card", "iban", "national_id", "secret"]
 
 
@@ -498,6 +514,7 @@ class Policy(_Strict):
     logging: Logging = Logging()
     metrics: MetricsPolicy = MetricsPolicy()
     privacy: Privacy = Privacy()
+    rate_limits: list[RateLimit] = Field(default_factory=list)
     ledger: LedgerPolicy = LedgerPolicy()
 
     @model_validator(mode="after")

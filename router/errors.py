@@ -8,6 +8,7 @@ responses from these bodies.
     |   +-- BadRequest              400
     |   +-- Unauthorized            401
     |   +-- Forbidden               403
+    |   +-- RateLimited             429 with Retry-After and x-ratelimit-* headers
     |   +-- BudgetExhausted         429
     |   |   +-- BudgetInsufficient  429, the request is too big for what is left
     |   +-- LedgerDown              503
@@ -38,6 +39,7 @@ __all__ = [
     "Forbidden",
     "LedgerDown",
     "ProxyError",
+    "RateLimited",
     "Unauthorized",
     "UpstreamError",
     "UpstreamTimeout",
@@ -72,6 +74,17 @@ class Unauthorized(ProxyError):
 
 class Forbidden(ProxyError):
     status, type, code = 403, "permission_error", "forbidden"
+
+
+class RateLimited(ProxyError):
+    """A rate limit (`rate_limits`) refuses the request for now: HTTP 429 with `Retry-After`
+    and the `x-ratelimit-*` headers in `headers`."""
+
+    status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
+
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers
 
 
 class BudgetExhausted(ProxyError):
@@ -232,6 +245,8 @@ def describe(exc: Exception) -> tuple[int, str, str, str]:
 def error_headers(exc: Exception, headers: dict[str, str] | None) -> dict[str, str] | None:
     if isinstance(exc, ClosesConnection):
         return {**(headers or {}), "connection": "close"}
+    if isinstance(exc, RateLimited):
+        return {**(headers or {}), **exc.headers}
     return headers
 
 

@@ -85,6 +85,10 @@ def record_request(
         prompt=r.prompt,
     )
     r.state.store.requests.append(record)
+    if r.rate is not None and r.state.rates is not None:  # the first record of the request
+        rate, r.rate = r.rate, None
+        used = record.prompt_tokens + record.completion_tokens
+        r.state.background(r.state.rates.finish(rate, used))
     if r.state.settings.log_format == "json":
         _decision_line(record)
     try:

@@ -192,6 +192,8 @@ async def _attempts(r: Routed, outcome: Outcome, blame: Blame) -> Response | Rel
             headers["x-tierwise-fallback"] = outcome.header()
         if r.privacy is not None:
             headers["x-tierwise-privacy"] = r.privacy
+        if r.rate is not None:
+            headers |= r.rate.headers
         try:
             response = await _serve(call, headers)
         except (UpstreamError, UpstreamTimeout, Retryable) as exc:

@@ -15,8 +15,9 @@ from starlette.responses import Response
 
 from policies import UnknownModel
 from router import tracing
-from router.errors import ProxyError
+from router.errors import ProxyError, RateLimited
 from router.server.body import read_body
+from router.server.call import record_request
 from router.server.dispatch import dispatch
 from router.server.relay import RelayResponse
 from router.server.routing import Wire, decision_headers, route
@@ -53,6 +54,12 @@ async def handle_routed(
             )
             headers = decision_headers(routed.decision, rid, state.version_label)
             root.set_attribute("tierwise.tier", routed.decision.tier)
+            if state.rates is not None:
+                try:
+                    routed.rate = await state.rates.admit(rid, caller.label, caller.team, body)
+                except RateLimited as exc:
+                    record_request(routed, routed.decision, exc.status, "rate_limited")
+                    raise
             return await dispatch(routed)
         except Exception as exc:
             if not isinstance(exc, ProxyError | UnknownModel):

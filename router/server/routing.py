@@ -15,6 +15,7 @@ from policies.privacy import keep_local_rule, request_tags, request_text
 from router import tracing
 from router.errors import Forbidden, ProxyError
 from router.gates.access import Caller
+from router.gates.rate_limit import RateAdmission
 from router.server.call import record_request
 from router.upstreams.base import Upstream
 
@@ -79,6 +80,7 @@ class Routed:
     upstream_s: float | None = None  # non-streamed: time in upstream calls (retries included)
     ttft_s: float | None = None  # streams: the upstream's time to its first chunk
     privacy: str | None = None  # the privacy rule keeping it on local tiers (never the text)
+    rate: RateAdmission | None = None  # what its rate limits reserved (settled at the end)
 
 
 _TRUE = ("1", "true", "yes")

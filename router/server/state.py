@@ -26,6 +26,7 @@ from policies import Policy, default_policy_path, load_policy
 from router.alerts import AlertManager
 from router.gates.access import KeyChecker
 from router.gates.budget import BudgetGate
+from router.gates.rate_limit import RateLimiter
 from router.gates.tier_health import TierHealth
 from router.ledger import Store, open_store
 from router.ledger.versions import PolicyVersion
@@ -73,6 +74,7 @@ class Runtime:
     unconfigured: dict[str, str] = field(default_factory=dict)  # tier -> its missing key
     version: PolicyVersion | None = None  # None until the store has recorded it
     privacy_patterns: list[re.Pattern[str]] = field(default_factory=list)  # compiled once
+    rates: RateLimiter | None = None  # the policy's rate_limits (None: none)
 
     @property
     def settings(self) -> Settings:
@@ -200,6 +202,7 @@ def build_runtime(
         missing_keys(policy),
         version,
         policy.privacy.keep_local.compiled(),
+        RateLimiter(policy, proxy.store.ledger) if policy.rate_limits else None,
     )
 
 
