@@ -15,8 +15,10 @@ in with one assignment. The replaced runtime is closed when its calls have ended
 
 At start a replica serves its file until `start()` has read the store: when the store holds an
 applied version, that version is served (a replica that starts later comes up on what was
-applied, not on its file); when it holds none, the file becomes version 1. A file edit is
-applied only when its text differs from the version being served.
+applied, not on its file), unless the file was modified after that version was applied (a
+restart after an edit: the file is the latest change and becomes the next version); when the
+store holds none, the file becomes version 1. A file edit is applied only when its text
+differs from the version being served.
 
 Budgets and spent money live in the ledger under each budget's label, so they carry over; a
 budget removed or renamed (a new label) is reported in the answer and the log, never silently
@@ -116,8 +118,29 @@ class PolicyManager:
                 self.proxy.current.version = made
                 log.info("policy version 1 recorded from %s", self.path)
                 return
-        if newest:
-            await self._load_version(newest)
+        if not newest:
+            return
+        latest = await versions.get(newest)
+        if latest is not None and file_text is not None and self._file_is_newer(latest, file_text):
+            # the file was edited after the newest version was applied (a restart after an
+            # edit): the file is the latest change, so it is applied as the next version
+            self.proxy.current.version = latest  # serving the file: apply() diffs against it
+            try:
+                await self.apply(file_text, "file", self._source(), expected=newest)
+                return
+            except (PolicyError, VersionConflict) as exc:
+                log.error("policy file %s not applied at start (%s)", self.path, exc)
+                self.proxy.current.version = None
+        await self._load_version(newest)
+
+    def _file_is_newer(self, latest: PolicyVersion, file_text: str) -> bool:
+        """Is the file a change made after `latest` was applied (other text, later mtime)?"""
+        if text_sha256(file_text) == latest.sha256:
+            return False
+        try:
+            return self.path.stat().st_mtime > latest.at
+        except OSError:
+            return False
 
     # -- applying ----------------------------------------------------------------------------
 

@@ -263,3 +263,34 @@ def test_spent_money_carries_over_a_reload_and_a_removed_budget_is_reported(
     removed = httpx.put(f"{url}/admin/policy", content=yaml.safe_dump(renamed), headers=ADMIN)
     assert removed.json()["budgets"]["removed"] == ["global-day"]
     assert "global-day" not in spent()
+
+
+def test_a_restart_after_a_file_edit_serves_the_edit_and_otherwise_the_applied_version(
+    fake_upstream: ServerProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy_text(fake_upstream.url, "a"), encoding="utf-8")
+    env = {
+        "TIERWISE_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "TIERWISE_ADMIN_KEYS": "ops=adm-key",
+    }
+
+    def served() -> tuple[int, str]:
+        port = free_port()
+        with ServerProcess(proxy_command(path, port), port, env=env) as server:
+            reply = httpx.get(f"{server.url}/admin/policy", headers=ADMIN).json()
+            if reply["version"] == 1:  # apply a version over the API, then stop
+                put = httpx.put(
+                    f"{server.url}/admin/policy",
+                    content=policy_text(fake_upstream.url, "api"),
+                    headers=ADMIN,
+                )
+                assert put.status_code == 200
+            return reply["version"], reply["policy"]["tiers"]["cheap"]["model"]
+
+    assert served() == (1, "openai/cheap-a")
+    assert served() == (2, "openai/cheap-api")  # the applied version, not the older file
+    time.sleep(0.05)
+    write_atomically(path, policy_text(fake_upstream.url, "edited"))  # edited while stopped
+    assert served() == (3, "openai/cheap-edited")
+    assert served() == (3, "openai/cheap-edited")  # and nothing new on the next start

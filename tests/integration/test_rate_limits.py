@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,16 @@ def _client(url: str, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
 
 
+@contextlib.contextmanager
+def _alice_and_bob(url: str) -> Iterator[tuple[openai.OpenAI, openai.OpenAI]]:
+    alice, bob = _client(url, "key-a"), _client(url, "key-b")
+    try:
+        yield alice, bob
+    finally:
+        alice.close()
+        bob.close()
+
+
 def _ask(client: openai.OpenAI, **kw: Any) -> Any:
     return client.chat.completions.with_raw_response.create(
         model="cheap", messages=[{"role": "user", "content": "hi"}], **kw
@@ -53,8 +65,7 @@ def test_requests_per_minute_per_key_in_both_api_shapes(
     env = {"TIERWISE_LEDGER_URL": "memory://", "TIERWISE_API_KEYS": KEYS}
     with ServerProcess(proxy_command(policy, port), port, env=env) as server:
         _fresh_minute()
-        alice, bob = _client(server.url, "key-a"), _client(server.url, "key-b")
-        try:
+        with _alice_and_bob(server.url) as (alice, bob):
             for _ in range(3):
                 ok = _ask(alice)
                 assert ok.headers["x-ratelimit-limit-requests"] == "3"
@@ -74,9 +85,6 @@ def test_requests_per_minute_per_key_in_both_api_shapes(
             finally:
                 messages.close()
             assert shaped.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
-        finally:
-            alice.close()
-            bob.close()
 
 
 def test_tokens_per_minute_per_team(fake_upstream: ServerProcess, tmp_path: Path) -> None:
@@ -85,17 +93,13 @@ def test_tokens_per_minute_per_team(fake_upstream: ServerProcess, tmp_path: Path
     env = {"TIERWISE_LEDGER_URL": "memory://", "TIERWISE_API_KEYS": KEYS}
     with ServerProcess(proxy_command(policy, port), port, env=env) as server:
         _fresh_minute()
-        alice, bob = _client(server.url, "key-a"), _client(server.url, "key-b")
-        try:
+        with _alice_and_bob(server.url) as (alice, bob):
             with pytest.raises(openai.RateLimitError) as big:
                 _ask(alice, max_tokens=400)  # its estimate alone is over the team's minute
             assert big.value.response.headers["x-ratelimit-limit-tokens"] == "150"
             small = _ask(alice, max_tokens=20)
             assert small.headers["x-ratelimit-limit-tokens"] == "150"
             assert _ask(bob, max_tokens=400).status_code == 200  # bob is in no team
-        finally:
-            alice.close()
-            bob.close()
 
 
 def test_one_limit_holds_across_two_replicas_on_redis(
