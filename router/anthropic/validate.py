@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from router.errors import BadRequest
-from router.server.body import MAX_TOKENS, json_kind
+from router.server.body import MAX_MESSAGES, MAX_TOKENS, json_kind
 
 __all__ = ["BLOCK_TYPES", "validate", "validate_count_tokens"]
 
@@ -282,6 +282,8 @@ def _required(body: Any, messages_may_be_empty: bool) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not (messages or messages_may_be_empty):
         raise BadRequest("messages: Field required (a non-empty list)")
+    if len(messages) > MAX_MESSAGES:
+        raise BadRequest(f"messages: {len(messages)} entries; at most {MAX_MESSAGES}")
     return body
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_DRAIN_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_MESSAGES",
     "MAX_TOKENS",
     "MAX_WAITING_BODIES",
     "OVERFLOW_GRACE_S",
@@ -41,6 +42,10 @@ __all__ = [
     "parse_json",
     "read_body",
 ]
+
+MAX_MESSAGES = 10_000
+"""The most messages a request may carry (both endpoints): more is refused with a 400 before
+anything reads them (scoring, privacy detectors, translation)."""
 
 MAX_JSON_DEPTH = 128
 """The deepest nesting of arrays and objects a request body may have (as serde_json's default);
@@ -323,6 +328,8 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("missing required field 'messages' (a non-empty list)")
+    if len(messages) > MAX_MESSAGES:
+        raise BadRequest(f"'messages' has {len(messages)} entries; at most {MAX_MESSAGES}")
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise BadRequest(f"messages[{i}] must be an object, not {json_kind(message)}")

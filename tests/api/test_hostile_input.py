@@ -242,3 +242,23 @@ def test_valid_shapes_and_unknown_fields_pass_through(
     assert body["messages"] == messages
     assert body["max_completion_tokens"] == 20 and body["n"] == 2
     assert body["vendor_knob"] == {"deep": [1, [2]]}
+
+
+# -- too many messages ----------------------------------------------------------------------------
+
+
+def test_too_many_messages_are_refused_before_anything_reads_them(
+    client: openai.OpenAI, claude: anthropic.Anthropic, fake_upstream: ServerProcess
+) -> None:
+    from router.server.body import MAX_MESSAGES
+
+    many = [{"role": "user", "content": "hi"}] * (MAX_MESSAGES + 1)
+    with _upstream_untouched(fake_upstream):
+        with pytest.raises(openai.BadRequestError) as chat:
+            client.chat.completions.create(model="auto", messages=many)  # type: ignore[arg-type]
+        with pytest.raises(anthropic.BadRequestError) as messages:
+            claude.messages.create(model="cheap", max_tokens=16, messages=many)  # type: ignore[arg-type]
+    assert f"at most {MAX_MESSAGES}" in chat.value.response.json()["error"]["message"]
+    assert f"at most {MAX_MESSAGES}" in messages.value.response.json()["error"]["message"]
+    at_limit = [{"role": "user", "content": "hi"}] * MAX_MESSAGES
+    assert client.chat.completions.create(model="cheap", messages=at_limit).choices  # type: ignore[arg-type]
