@@ -411,13 +411,16 @@ class Access(_Strict):
     `keys_env` names an env var holding comma-separated keys, each optionally labelled
     `label=key` (the label names the caller in logs and key budgets; unlabelled keys are named
     `key-` + the first 8 hex digits of their SHA-256). `teams` groups labels for team budgets.
-    `admin_keys_env` names the env var with the key(s) for `/admin`.
+    `admin_keys_env` names the env var with the key(s) for `/admin`. `virtual_keys: true` also
+    accepts the keys created with `POST /admin/keys` / `tierwise keys create` (kept in the
+    ledger store as salted hashes); with it, `keys_env` may hold no keys.
     """
 
     open: bool = False
     keys_env: str | None = "TIERWISE_API_KEYS"
     admin_keys_env: str | None = "TIERWISE_ADMIN_KEYS"
     teams: dict[str, list[str]] = Field(default_factory=dict)
+    virtual_keys: bool = False
 
 
 class LedgerPolicy(_Strict):

@@ -271,9 +271,19 @@ def full_app() -> typer.Typer:
     imported only here, so a plain `import router.cli` stays light)."""
     global _registered
     if not _registered:
-        from router.cli import adapt, alerts, classifier, export, local, policy_ops, simulate, spend
+        from router.cli import (
+            adapt,
+            alerts,
+            classifier,
+            export,
+            keys,
+            local,
+            policy_ops,
+            simulate,
+            spend,
+        )
 
-        for group in (alerts, classifier, adapt, spend, local, simulate, export):
+        for group in (alerts, classifier, adapt, spend, local, simulate, export, keys):
             group.register(app)
         policy_ops.register(policy_app)
         _registered = True

@@ -20,9 +20,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from router.ledger.base import Ledger
+from router.ledger.keys import MemoryVirtualKeys, VirtualKeys
 from router.ledger.memory import MemoryLedger
 from router.ledger.requestlog import MemoryRequestLog, RequestLog
 from router.ledger.sqlite import SqliteLedger, SqliteRequestLog
+from router.ledger.sqlite_keys import SqliteVirtualKeys
 from router.ledger.sqlite_versions import SqlitePolicyVersions
 from router.ledger.versions import MemoryPolicyVersions, PolicyVersions
 
@@ -37,13 +39,14 @@ _REDIS_OPTIONS = ("prefix", "stream_maxlen")
 
 @dataclass(slots=True)
 class Store:
-    """The budget ledger, the request log and the applied policy versions behind one URL;
-    `aclose` flushes and closes them."""
+    """The budget ledger, the request log, the applied policy versions and the virtual keys
+    behind one URL; `aclose` flushes and closes them."""
 
     url: str
     ledger: Ledger
     requests: RequestLog
     versions: PolicyVersions
+    keys: VirtualKeys
 
     def start(self) -> None:
         """Background work once the event loop runs: replay what an earlier process of this
@@ -56,6 +59,7 @@ class Store:
         try:
             await self.requests.aclose()
             await self.versions.aclose()
+            await self.keys.aclose()
         finally:
             await self.ledger.aclose()
 
@@ -114,13 +118,22 @@ def open_store(
     if scheme == "memory":
         if url.lower() not in ("memory://", "memory:"):
             raise _bad(url, "memory:// takes no host, path or options")
-        return Store(url, MemoryLedger(), MemoryRequestLog(), MemoryPolicyVersions())
+        return Store(
+            url, MemoryLedger(), MemoryRequestLog(), MemoryPolicyVersions(), MemoryVirtualKeys()
+        )
     if scheme == "sqlite":
         path = sqlite_path(url)
-        return Store(url, SqliteLedger(path), SqliteRequestLog(path), SqlitePolicyVersions(path))
+        return Store(
+            url,
+            SqliteLedger(path),
+            SqliteRequestLog(path),
+            SqlitePolicyVersions(path),
+            SqliteVirtualKeys(path),
+        )
     if scheme in ("redis", "rediss"):
         plain, prefix, maxlen = _redis_parts(url)
         from router.ledger.redis import open_redis  # the only modules that import redis
+        from router.ledger.redis_keys import RedisVirtualKeys
         from router.ledger.redis_versions import RedisPolicyVersions
 
         ledger, requests = open_redis(
@@ -131,5 +144,6 @@ def open_store(
             spool_max_bytes=spool_max_bytes,
         )
         versions = RedisPolicyVersions(ledger.client, prefix, ledger.timeout_s)
-        return Store(url, ledger, requests, versions)
+        keys = RedisVirtualKeys(ledger.client, prefix, ledger.timeout_s)
+        return Store(url, ledger, requests, versions, keys)
     raise _bad(url, f"unknown scheme {scheme!r}" if scheme else "no scheme")

@@ -25,6 +25,7 @@ from router.server.alerts_admin import admin_alerts
 from router.server.chat import chat_completions
 from router.server.dashboard import dashboard_data, dashboard_page
 from router.server.fast_path import FastDispatch
+from router.server.keys_admin import create_key, list_keys, revoke_key, update_key
 from router.server.messages import MessagesApi
 from router.server.metrics import metrics_endpoint, process_exited
 from router.server.policy_admin import get_policy, policy_history, put_policy, rollback_policy
@@ -43,7 +44,7 @@ _SHUTDOWN_S = 30.0  # the longest a worker spends closing (settlements, alerts, 
 async def _models(request: Request) -> Response:
     state: Runtime = request.app.state.proxy.current
     try:
-        state.keys.check(request.headers)
+        await state.keys.check_async(request.headers)
     except ProxyError as exc:
         return error_response(exc)
     names = [AUTO, *state.policy.routing.aliases, *state.policy.tiers]
@@ -130,6 +131,10 @@ def create_app(settings: Settings | None = None) -> FastDispatch:
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/dashboard", dashboard_page, methods=["GET"]),
             Route("/admin/dashboard", dashboard_data, methods=["GET"]),
+            Route("/admin/keys", create_key, methods=["POST"]),
+            Route("/admin/keys", list_keys, methods=["GET"]),
+            Route("/admin/keys/{key_id}", update_key, methods=["PATCH"]),
+            Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
             Route("/admin/policy", get_policy, methods=["GET"]),
             Route("/admin/policy", put_policy, methods=["PUT"]),
             Route("/admin/policy/history", policy_history, methods=["GET"]),

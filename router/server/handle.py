@@ -47,7 +47,7 @@ async def handle_routed(
     with tracing.span("tierwise.request", parent, tierwise_request_id=rid) as root:
         try:
             with tracing.span("auth"):
-                caller = state.keys.check(request.headers)
+                caller = await state.keys.check_async(request.headers)
             body, text, wire = parse(await read_body(request, state.settings), state)
             routed = await route(
                 state, rid, arrived, started, caller, request.headers, body, text, wire

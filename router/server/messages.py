@@ -56,7 +56,7 @@ class MessagesApi:
         per-image allowances; no provider is called, so nothing is billed)."""
         state: Runtime = request.app.state.proxy.current
         try:
-            state.keys.check(request.headers)
+            await state.keys.check_async(request.headers)
             raw = await read_body(request, state.settings)
             body = validate_count_tokens(parse_json(raw))
             return JSONResponse({"input_tokens": estimate_input_tokens(body)})

@@ -112,6 +112,7 @@ async def route(
     with tracing.span("decide") as deciding:
         local_only = headers.get("x-tierwise-local-only", "").lower() in _TRUE
         decision = decide(state.policy, body["model"], difficulty, scoring.threshold)
+        decision = _allowed(state, caller, decision)
         rule = _privacy_rule(state, caller, headers, body)
         prompt = text if state.policy.logging.prompts else None
         stream = bool(body.get("stream"))
@@ -143,6 +144,18 @@ async def route(
     return r
 
 
+def _allowed(state: Runtime, caller: Caller, decision: Decision) -> Decision:
+    """A virtual key limited to some tiers: `auto` is kept on the cheap tier when the frontier
+    is not among them; a pin (or a cheap tier it may not use) is refused with 403."""
+    if not caller.tiers or decision.tier in caller.tiers:
+        return decision
+    cheap = state.policy.routing.cheap_tier
+    if decision.reason != "pinned" and cheap in caller.tiers:
+        return move(state.policy, decision, cheap, "key_tiers")
+    allowed = ", ".join(caller.tiers)
+    raise Forbidden(f"this API key may not use tier {decision.tier!r} (allowed: {allowed})")
+
+
 def _privacy_rule(
     state: Runtime, caller: Caller, headers: Mapping[str, str], body: dict[str, Any]
 ) -> str | None:
@@ -167,6 +180,8 @@ def other_tier(r: Routed, tier: str) -> str | None:
         return None
     other = routing.frontier_tier if tier == routing.cheap_tier else routing.cheap_tier
     if other == tier or (r.local_only and not r.state.policy.tiers[other].local):
+        return None
+    if r.caller.tiers and other not in r.caller.tiers:
         return None
     return other
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from classifiers import DifficultyScorer
 from policies import Policy, default_policy_path, load_policy
 from router.alerts import AlertManager
-from router.gates.access import KeyChecker
+from router.gates.access import KeyChecker, VirtualKeyCache
 from router.gates.budget import BudgetGate
 from router.gates.rate_limit import RateLimiter
 from router.gates.tier_health import TierHealth
@@ -182,7 +182,8 @@ def build_runtime(
     `ValueError` when it cannot be served (nothing is started until `Runtime.start`).
     `scoring`: an already loaded scorer for this policy (a reload that keeps the model)."""
     settings = proxy.settings
-    keys = KeyChecker(policy.access)
+    virtual = VirtualKeyCache(proxy.store.keys) if policy.access.virtual_keys else None
+    keys = KeyChecker(policy.access, virtual=virtual)
     scoring = scoring or load_scoring(policy, source)
     upstreams = build_upstreams(policy, settings.pool_connections, settings.http_client)
     natives = build_messages_upstreams(policy, settings.pool_connections, settings.http_client)
