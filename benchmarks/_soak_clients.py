@@ -201,6 +201,9 @@ async def _read(resp: Any, drop: bool) -> int | str:
     events = 0
     async for line in resp.iter_lines():
         if line.startswith("data:"):
+            payload = line[5:].strip()
+            if payload.startswith(('{"error"', '{"type":"error"', '{"type": "error"')):
+                break  # the proxy ended the stream with an error event: it is over, not dropped
             events += 1
             if drop and events >= 2:
                 return "dropped"  # leaving the `async with` closes the connection
