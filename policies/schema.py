@@ -501,6 +501,14 @@ class Privacy(_Strict):
     keep_local: KeepLocal = KeepLocal()
 
 
+class AuditPolicy(_Strict):
+    """The tamper-evident audit log (`router.ledger.audit`): admin actions are always written;
+    `egress: true` also writes one entry per request answered by a non-local tier (who, which
+    tier, how many bytes of text, the privacy detectors it passed; never prompt text)."""
+
+    egress: bool = False
+
+
 class MetricsPolicy(_Strict):
     """`GET /metrics`: `auth: admin` (default; an admin key as for `/admin`) or `open` (for a
     Prometheus that scrapes without credentials, on a network you trust)."""
@@ -518,6 +526,7 @@ class Policy(_Strict):
     metrics: MetricsPolicy = MetricsPolicy()
     privacy: Privacy = Privacy()
     rate_limits: list[RateLimit] = Field(default_factory=list)
+    audit: AuditPolicy = AuditPolicy()
     ledger: LedgerPolicy = LedgerPolicy()
 
     @model_validator(mode="after")

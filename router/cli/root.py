@@ -274,6 +274,7 @@ def full_app() -> typer.Typer:
         from router.cli import (
             adapt,
             alerts,
+            audit,
             classifier,
             export,
             keys,
@@ -283,7 +284,7 @@ def full_app() -> typer.Typer:
             spend,
         )
 
-        for group in (alerts, classifier, adapt, spend, local, simulate, export, keys):
+        for group in (alerts, classifier, adapt, spend, local, simulate, export, keys, audit):
             group.register(app)
         policy_ops.register(policy_app)
         _registered = True

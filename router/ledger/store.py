@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from router.ledger.audit import AuditLog, MemoryAuditLog, SqliteAuditLog
 from router.ledger.base import Ledger
 from router.ledger.keys import MemoryVirtualKeys, VirtualKeys
 from router.ledger.memory import MemoryLedger
@@ -47,6 +48,7 @@ class Store:
     requests: RequestLog
     versions: PolicyVersions
     keys: VirtualKeys
+    audit: AuditLog
 
     def start(self) -> None:
         """Background work once the event loop runs: replay what an earlier process of this
@@ -60,6 +62,7 @@ class Store:
             await self.requests.aclose()
             await self.versions.aclose()
             await self.keys.aclose()
+            await self.audit.aclose()
         finally:
             await self.ledger.aclose()
 
@@ -119,7 +122,12 @@ def open_store(
         if url.lower() not in ("memory://", "memory:"):
             raise _bad(url, "memory:// takes no host, path or options")
         return Store(
-            url, MemoryLedger(), MemoryRequestLog(), MemoryPolicyVersions(), MemoryVirtualKeys()
+            url,
+            MemoryLedger(),
+            MemoryRequestLog(),
+            MemoryPolicyVersions(),
+            MemoryVirtualKeys(),
+            MemoryAuditLog(),
         )
     if scheme == "sqlite":
         path = sqlite_path(url)
@@ -129,10 +137,12 @@ def open_store(
             SqliteRequestLog(path),
             SqlitePolicyVersions(path),
             SqliteVirtualKeys(path),
+            SqliteAuditLog(path),
         )
     if scheme in ("redis", "rediss"):
         plain, prefix, maxlen = _redis_parts(url)
         from router.ledger.redis import open_redis  # the only modules that import redis
+        from router.ledger.redis_audit import RedisAuditLog
         from router.ledger.redis_keys import RedisVirtualKeys
         from router.ledger.redis_versions import RedisPolicyVersions
 
@@ -145,5 +155,6 @@ def open_store(
         )
         versions = RedisPolicyVersions(ledger.client, prefix, ledger.timeout_s)
         keys = RedisVirtualKeys(ledger.client, prefix, ledger.timeout_s)
-        return Store(url, ledger, requests, versions, keys)
+        audit = RedisAuditLog(ledger.client, prefix, ledger.timeout_s)
+        return Store(url, ledger, requests, versions, keys, audit)
     raise _bad(url, f"unknown scheme {scheme!r}" if scheme else "no scheme")

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from policies import Decision
+from policies.privacy import request_text
 from router import tracing
 from router.errors import UpstreamError
 from router.gates.budget import Admission
 from router.ledger import RequestRecord
+from router.ledger.audit import AuditLog
 from router.upstreams.base import Reply, Usage
 
 if TYPE_CHECKING:
@@ -40,6 +42,37 @@ _DECISION_FIELDS = (
     "status",
     "stream",
 )
+
+
+def _audit_egress(r: Routed, record: RequestRecord) -> None:
+    """One audit entry per non-local tier the request's text was sent to (never the text)."""
+    tiers = r.state.policy.tiers
+    out = [t for t in dict.fromkeys(r.sent_to) if not tiers[t].local]
+    r.sent_to = []
+    if not out:
+        return
+    size = len(request_text(r.body).encode())
+    passed = list(r.state.policy.privacy.keep_local.detectors)
+    audit = r.state.store.audit
+    for tier in out:
+        data = {
+            "request_id": record.request_id,
+            "caller": record.caller,
+            "team": record.team,
+            "tier": tier,
+            "model": tiers[tier].model,
+            "bytes": size,
+            "status": record.status,
+            "detectors_passed": passed,
+        }
+        r.state.background(_append(audit, data, record.time))
+
+
+async def _append(audit: AuditLog, data: dict[str, Any], at: float) -> None:
+    try:
+        await audit.append("egress", data, at)
+    except Exception as exc:  # the request is answered; say loudly that its trace is missing
+        log.error("audit entry for request %s not written: %s", data["request_id"], exc)
 
 
 def _decision_line(record: RequestRecord) -> None:
@@ -85,6 +118,8 @@ def record_request(
         prompt=r.prompt,
     )
     r.state.store.requests.append(record)
+    if r.sent_to and r.state.policy.audit.egress:
+        _audit_egress(r, record)
     if r.rate is not None and r.state.rates is not None:  # the first record of the request
         rate, r.rate = r.rate, None
         used = record.prompt_tokens + record.completion_tokens

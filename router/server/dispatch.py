@@ -237,6 +237,7 @@ async def _attempts(r: Routed, outcome: Outcome, blame: Blame) -> Response | Rel
 async def _serve(call: Call, headers: dict[str, str]) -> Response | RelayResponse:
     r = call.routed
     state = r.state
+    r.sent_to.append(call.decision.tier)
     tier = state.policy.tiers[call.decision.tier]
     upstream = upstream_for(r, call.decision.tier)
     r.body["model"] = upstream.model_name

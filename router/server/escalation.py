@@ -72,6 +72,7 @@ async def escalate(call: Call, check: str) -> Response | None:
     headers = decision_headers(second.decision, r.rid, r.state.version_label) | admission.headers()
     headers["x-tierwise-escalated-from"] = call.decision.tier
     upstream = upstream_for(r, frontier)
+    r.sent_to.append(frontier)
     try:
         reply = await upstream.complete(r.body | {"model": upstream.model_name})
     except (UpstreamError, UpstreamTimeout) as exc:

@@ -23,6 +23,7 @@ from router.errors import BadRequest, LedgerDown
 from router.ledger import LedgerUnavailable
 from router.ledger.keys import new_key
 from router.server.body import parse_json, read_body
+from router.server.reload import audit_admin
 from router.server.responses import error_response
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ async def create_key(request: Request) -> Response:
     except Exception as exc:
         return error_response(exc)
     log.warning("admin %s created API key %s (%s)", who, record.id, record.label)
+    await audit_admin(state.store.audit, who, "key_created", {"key_id": record.id, "label": label})
     return JSONResponse({**record.public(), "key": key}, status_code=201)
 
 
@@ -135,7 +137,9 @@ async def _change(request: Request, revoke: bool) -> Response:
         return error_response(LedgerDown(f"key store unavailable: {exc}"))
     except Exception as exc:
         return error_response(exc)
-    log.warning("admin %s %s API key %s", who, "revoked" if revoke else "changed", key_id)
+    action = "key_revoked" if revoke else "key_changed"
+    log.warning("admin %s %s API key %s", who, action.split("_")[1], key_id)
+    await audit_admin(state.store.audit, who, action, {"key_id": key_id})
     return JSONResponse(record.public())
 
 

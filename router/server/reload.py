@@ -38,11 +38,12 @@ from typing import Any
 from policies import Policy, PolicyError, parse_policy_text
 from policies.diff import budget_changes, policy_diff
 from router.ledger import LedgerUnavailable
+from router.ledger.audit import AuditLog
 from router.ledger.versions import PolicyVersion, VersionConflict, text_sha256
 from router.scoring import Scoring, load_scoring, resolve_threshold
 from router.server.state import ProxyState, Runtime, build_runtime, policy_path
 
-__all__ = ["Applied", "PolicyManager"]
+__all__ = ["Applied", "PolicyManager", "audit_admin"]
 
 log = logging.getLogger("tierwise")
 
@@ -117,6 +118,8 @@ class PolicyManager:
             else:
                 self.proxy.current.version = made
                 log.info("policy version 1 recorded from %s", self.path)
+                details = {"version": 1, "sha256": made.sha256, "source": made.source}
+                await audit_admin(self.proxy.store.audit, "file", "policy_applied", details)
                 return
         if not newest:
             return
@@ -170,6 +173,12 @@ class PolicyManager:
                 budget_changes(old.policy, runtime.policy),
             )
         self._report(applied)
+        await audit_admin(
+            self.proxy.store.audit,
+            who,
+            "policy_applied",
+            {"version": made.version, "sha256": made.sha256, "source": source},
+        )
         return applied
 
     async def rollback(self, to: int, who: str, expected: int | None = None) -> Applied:
@@ -343,6 +352,14 @@ class PolicyManager:
                 log.debug("policy versions unavailable: %s", exc)
             except Exception:
                 log.exception("policy watcher")
+
+
+async def audit_admin(audit: AuditLog, who: str, action: str, details: dict[str, Any]) -> None:
+    """An `admin` audit entry; a store that cannot take it is logged, the action stands."""
+    try:
+        await audit.append("admin", {"who": who, "action": action, **details}, time.time())
+    except Exception as exc:
+        log.error("audit entry for %s by %s not written: %s", action, who, exc)
 
 
 def _applied(version: PolicyVersion, old: Runtime, new: Runtime) -> Applied:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from policies import Decision, decide, move
@@ -81,6 +81,7 @@ class Routed:
     ttft_s: float | None = None  # streams: the upstream's time to its first chunk
     privacy: str | None = None  # the privacy rule keeping it on local tiers (never the text)
     rate: RateAdmission | None = None  # what its rate limits reserved (settled at the end)
+    sent_to: list[str] = field(default_factory=list)  # tiers its text was sent to
 
 
 _TRUE = ("1", "true", "yes")
