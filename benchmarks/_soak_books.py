@@ -122,8 +122,10 @@ async def read_books(
     headers = {"authorization": f"Bearer {admin_key}"}
     async with httpx.AsyncClient(headers=headers, timeout=30.0) as client:
         while True:
-            for url in replicas:
+            for url in replicas:  # each replica writes out its own pending spend and records
                 (await client.get(f"{url}/admin/spend")).raise_for_status()
+                flush = await client.get(f"{url}/admin/requests", params={"limit": 1})
+                flush.raise_for_status()
             books = Books(await _records(client, replicas[0]))
             spend = await _ledger_totals(ledger_url, spend_keys, time.time())
             lines = await _ledger_totals(ledger_url, budget_keys, time.time())

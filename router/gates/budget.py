@@ -53,6 +53,7 @@ class Admission:
     caller: str | None = None
     max_tokens: int | None = None  # set when a `fit_max_tokens` budget lowered the request's
     held: bool = True  # False: admitted while the ledger was down, nothing reserved on `lines`
+    prompt_bound: int = 0  # the prompt's token upper bound (for streams that report no usage)
 
     def headers(self) -> dict[str, str]:
         """`x-tierwise-max-tokens` when the `max_tokens` sent upstream was lowered to fit."""
@@ -248,7 +249,9 @@ class BudgetGate:
                     shrunk = fitted if fitted < max_out else None
                     if shrunk is not None:
                         _set_max_tokens(body, shrunk)
-                    return Admission(decision, lines, amount, price, blines, caller, shrunk)
+                    return Admission(
+                        decision, lines, amount, price, blines, caller, shrunk, prompt_bound=bound
+                    )
                 b = next(b for b in blines if b.key == refused.key)
                 budget = self.policy.budgets[b.budget]
                 left = refused.limit_micros - refused.spent_micros - refused.reserved_micros
@@ -322,7 +325,9 @@ class BudgetGate:
         amount = reservation_micros(tier.effective_price, bound, max_out)
         lines = [_line(b) for b in blines]
         price = tier.effective_price
-        return Admission(decision, lines, amount, price, blines, caller, held=False)
+        return Admission(
+            decision, lines, amount, price, blines, caller, held=False, prompt_bound=bound
+        )
 
     def cost(self, admission: Admission, usage: Usage | None) -> int:
         """The call's real cost; without reported usage, the reservation (never under-charge)."""

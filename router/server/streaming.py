@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from starlette.responses import Response
 
+from policies.budgets import prompt_token_bound
 from router import tracing
 from router.errors import UpstreamTimeout
 from router.server.call import Call, with_retries
@@ -75,7 +76,13 @@ async def serve_stream(
         reason = f"stream_failed:{broke.code}" if broke is not None else None
         if not completed:
             reason = "client_disconnected"
-        call.finish(200 if completed else 499, stream.usage, ok=True, reason=reason)
+        usage = stream.usage
+        if usage is None:  # an upstream that reports none (llama.cpp): a safe estimate
+            bound = call.admission.prompt_bound or prompt_token_bound(
+                r.body["messages"], r.body.get("tools")
+            )
+            usage = stream.estimated(bound)
+        call.finish(200 if completed else 499, usage, ok=True, reason=reason)
 
     relay = RelayResponse(stream, headers | _SSE_HEADERS, on_done=done)
     return relay
@@ -94,6 +101,10 @@ class Prefetched:
     @property
     def usage(self) -> Usage | None:
         return self._stream.usage
+
+    def estimated(self, prompt_bound: int) -> Usage | None:
+        estimate = getattr(self._stream, "estimated", None)
+        return estimate(prompt_bound) if estimate is not None else None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._first:

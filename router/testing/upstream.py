@@ -11,6 +11,7 @@ steer it, so tests can provoke every behaviour through a real socket:
 - `[[sleep:S]]` wait S seconds before answering (timeouts);
 - `[[chunks:N]]` stream N content chunks; `[[chunk_delay:S]]` wait S seconds between chunks;
 - `[[empty:1]]` answer with empty content;
+- `[[no_usage:1]]` stream without the usage chunk even when asked (as llama.cpp's server);
 - `[[name:value@model]]` applies a directive only when the request names that model.
 
 `GET /metrics` reports vLLM-style load (requests held by a sleep count as waiting).
@@ -157,6 +158,8 @@ def create_fake_app(delay_ms: float = 0.0, name: str = "fake") -> Starlette:
                 base | {"object": "chat.completion", "choices": choices, "usage": usage}
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if d.get("no_usage"):  # as llama-cpp-python's server: include_usage ignored
+            include_usage = False
         delay = d.get("chunk_delay", 0.0)
 
         def event(delta: dict[str, Any], finish: str | None = None) -> bytes:

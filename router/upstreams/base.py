@@ -157,17 +157,26 @@ class UsageTap:
     all others pass through untouched, as the same bytes object.
     """
 
-    __slots__ = ("_events", "strip", "usage")
+    __slots__ = ("_events", "data_events", "strip", "usage")
 
     def __init__(self, strip: bool = False) -> None:
         self._events = SSEEvents()
         self.strip = strip
         self.usage: Usage | None = None
+        self.data_events = 0  # `data:` lines seen (for `estimated` when no usage comes)
 
     def feed(self, chunk: bytes) -> bytes:
+        self.data_events += chunk.count(b"data:")
         if not self._events.holding and b'"usage"' not in chunk:
             return chunk
         return b"".join(e + b"\n\n" for e in self._events.split(chunk) if self._keep(e))
+
+    def estimated(self, prompt_bound: int) -> Usage:
+        """For a stream that reported no usage (llama.cpp's server ignores `include_usage`): the
+        request's prompt-token upper bound, and one completion token per `data:` event. Servers
+        that stream a token per event (llama.cpp does) are over-counted by the role, finish and
+        `[DONE]` events, never under-counted; the others report usage."""
+        return Usage(prompt_bound, self.data_events)
 
     def finish(self) -> bytes:
         """What is still held back at the end of the stream."""

@@ -26,6 +26,9 @@ class OpenAIStream:
     def usage(self) -> Usage | None:
         return self._tap.usage
 
+    def estimated(self, prompt_bound: int) -> Usage:
+        return self._tap.estimated(prompt_bound)
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         feed = self._tap.feed
         async for chunk in self._response.iter_raw():
