@@ -4,7 +4,6 @@ file `tierwise simulate` replays), read page by page from its admin API."""
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -15,21 +14,18 @@ import typer
 
 from router.cli.admin_client import DEFAULT_URL, AdminKey, Url, admin
 from router.cli.console import console
+from router.cli.durations import duration, is_duration
 
 __all__ = ["register"]
 
 err = console(stderr=True)
 export_app = typer.Typer(help="Export what a running proxy recorded.", no_args_is_help=True)
 
-_AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 def since_time(text: str, now: float) -> float:
     """`7d`, `12h`, `30m` before `now`, or an ISO 8601 time (UTC unless it says otherwise)."""
-    ago = _AGO.match(text.strip())
-    if ago:
-        return now - float(ago.group(1)) * _UNITS[ago.group(2)]
+    if is_duration(text):
+        return now - duration(text)
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

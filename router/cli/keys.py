@@ -11,25 +11,13 @@ from rich.table import Table
 
 from router.cli.admin_client import DEFAULT_URL, AdminKey, Url, admin, message
 from router.cli.console import console
+from router.cli.durations import duration
 
 __all__ = ["register"]
 
 out = console()
 err = console(stderr=True)
 keys_app = typer.Typer(help="Virtual API keys (access.virtual_keys: true).", no_args_is_help=True)
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _seconds(text: str) -> float:
-    unit, number = text[-1:].lower(), text[:-1]
-    try:
-        value = float(number) * _UNITS[unit]
-    except (KeyError, ValueError):
-        raise typer.BadParameter(f"{text!r}: give a duration such as 30m, 12h or 90d") from None
-    if value <= 0:
-        raise typer.BadParameter(f"{text!r}: must be positive")
-    return value
 
 
 def _answer(response: Any, status: int = 200) -> dict[str, Any]:
@@ -60,7 +48,7 @@ def create(
     if tier:
         body["tiers"] = tier
     if expires_in is not None:
-        body["expires_in_s"] = _seconds(expires_in)
+        body["expires_in_s"] = duration(expires_in)
     data = _answer(admin(url, admin_key).call("POST", "/admin/keys", json=body), 201)
     err.print(f"created key {data['id']} for {data['label']}; it is shown only now:")
     typer.echo(data["key"])

@@ -13,27 +13,13 @@ import typer
 from rich.table import Table
 
 from router.cli.console import console
+from router.cli.durations import duration
 from router.cli.progress import stage_progress
 
 __all__ = ["register"]
 
 out = console()
 err = console(stderr=True)
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(text: str) -> float:
-    """`90s`, `30m`, `12h`, `7d` -> seconds."""
-    unit = text[-1:].lower()
-    number = text[:-1]
-    try:
-        value = float(number) * _UNITS[unit]
-    except (KeyError, ValueError):
-        raise typer.BadParameter(f"{text!r}: give a duration such as 90s, 30m, 12h or 7d") from None
-    if value <= 0:
-        raise typer.BadParameter(f"{text!r}: must be positive")
-    return value
 
 
 def _instant(text: str | None) -> float:
@@ -115,7 +101,7 @@ def simulate(
             err.print(f"  [yellow]{where or '<root>'}[/]: {reason}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        replayed = read_traffic(traffic, _instant(start), _duration(span), output_tokens, seed)
+        replayed = read_traffic(traffic, _instant(start), duration(span), output_tokens, seed)
     except DataError as exc:
         err.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(2) from None
