@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import pct, prompts, save, show
 
 from policies.detectors import DETECTORS
+from policies.guards import KeepLocal
 from policies.privacy import keep_local_rule
-from policies.schema import KeepLocal
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "privacy_cases.jsonl"
 RULES = KeepLocal.model_validate(

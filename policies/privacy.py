@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from policies.detectors import DETECTORS
-from policies.schema import KeepLocal
+from policies.guards import KeepLocal
 
 __all__ = ["keep_local_rule", "request_tags", "request_text"]
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from policies import Policy, PolicyError, load_policy
-from router.cli.console import console
+from router.cli.console import console, report_policy_error
 
 __all__ = ["register"]
 
@@ -50,9 +50,7 @@ def alerts_test(
     try:
         loaded = load_policy(policy)
     except PolicyError as exc:
-        err.print(f"[bold red]invalid policy[/] {exc.source}:")
-        for path, reason in exc.issues:
-            err.print(f"  [yellow]{path or '<root>'}[/]: {reason}")
+        report_policy_error(exc)
         raise typer.Exit(2) from None
     results = asyncio.run(_send_all(loaded))
     if not results:

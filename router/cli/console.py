@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-__all__ = ["PIPE_WIDTH", "console", "is_terminal"]
+if TYPE_CHECKING:
+    from policies import PolicyError
+
+__all__ = ["PIPE_WIDTH", "console", "is_terminal", "report_policy_error"]
 
 PIPE_WIDTH = 10_000
 """The width a table may take when the output is not a terminal (natural width, never cut)."""
@@ -32,3 +36,11 @@ def console(stderr: bool = False) -> Console:
     draws tables at their natural width."""
     wide = not is_terminal(stderr) and not os.environ.get("COLUMNS")
     return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH if wide else None)
+
+
+def report_policy_error(exc: PolicyError) -> None:
+    """Every problem of an invalid policy on stderr, one line each with its field path."""
+    err = console(stderr=True)
+    err.print(f"[bold red]invalid policy[/] {exc.source}:")
+    for path, reason in exc.issues:
+        err.print(f"  [yellow]{path or '<root>'}[/]: {reason}", highlight=False)

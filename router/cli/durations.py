@@ -1,12 +1,14 @@
-"""Durations the CLI takes: `90s`, `30m`, `12h`, `7d` (`--span`, `--expires-in`, `--since`)."""
+"""Durations and times the CLI takes: `90s`, `30m`, `12h`, `7d` (`--span`, `--expires-in`,
+`--since`) and ISO 8601 times (`--since`, `--start`)."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import typer
 
-__all__ = ["duration", "is_duration"]
+__all__ = ["duration", "is_duration", "iso_time"]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -25,3 +27,15 @@ def duration(text: str) -> float:
     if value <= 0:
         raise typer.BadParameter(f"{text!r}: must be positive")
     return value
+
+
+def iso_time(text: str, hint: str) -> float:
+    """An ISO 8601 time (UTC unless it says otherwise) as epoch seconds; `typer.BadParameter`
+    with `hint` for anything else."""
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: {hint}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()

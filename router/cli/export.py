@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ import typer
 
 from router.cli.admin_client import DEFAULT_URL, AdminKey, Url, admin
 from router.cli.console import console
-from router.cli.durations import duration, is_duration
+from router.cli.durations import duration, is_duration, iso_time
 
 __all__ = ["register"]
 
@@ -26,16 +25,9 @@ def since_time(text: str, now: float) -> float:
     """`7d`, `12h`, `30m` before `now`, or an ISO 8601 time (UTC unless it says otherwise)."""
     if is_duration(text):
         return now - duration(text)
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r}: give a time such as 2026-12-01 or 2026-12-01T08:00:00Z, or an age such "
-            "as 7d or 12h"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    return iso_time(
+        text, "give a time such as 2026-12-01 or 2026-12-01T08:00:00Z, or an age such as 7d or 12h"
+    )
 
 
 @export_app.command("requests")

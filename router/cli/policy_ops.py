@@ -20,7 +20,7 @@ from policies import Policy, PolicyError, decide, load_policy
 from policies.budgets import lines_for, pacing_ratio
 from policies.diff import budget_changes, policy_diff
 from router.cli.admin_client import DEFAULT_URL, AdminKey, Url, admin, message
-from router.cli.console import console
+from router.cli.console import console, report_policy_error
 
 __all__ = ["register"]
 
@@ -32,9 +32,7 @@ def _load(file: Path) -> Policy:
     try:
         return load_policy(file)
     except PolicyError as exc:
-        err.print(f"[bold red]invalid policy[/] {exc.source}:")
-        for path, reason in exc.issues:
-            err.print(f"  [yellow]{path or '<root>'}[/]: {reason}", highlight=False)
+        report_policy_error(exc)
         raise typer.Exit(2) from None
 
 

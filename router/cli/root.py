@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from policies import Policy, PolicyError, default_policy_path, load_policy
-from router.cli.console import PIPE_WIDTH, console, is_terminal
+from router.cli.console import PIPE_WIDTH, console, is_terminal, report_policy_error
 
 if TYPE_CHECKING:
     from router.scoring import Scoring
@@ -29,12 +29,6 @@ app.add_typer(policy_app, name="policy")
 
 err = console(stderr=True)
 out = console()
-
-
-def _report_policy_error(exc: PolicyError) -> None:
-    err.print(f"[bold red]invalid policy[/] {exc.source}:")
-    for path, reason in exc.issues:
-        err.print(f"  [yellow]{path or '<root>'}[/]: {reason}")
 
 
 @app.command()
@@ -113,7 +107,7 @@ def serve(
         KeyChecker(loaded.access)
         scoring = load_scoring(loaded, source)  # a missing routing.model fails here, not later
     except PolicyError as exc:
-        _report_policy_error(exc)
+        report_policy_error(exc)
         raise typer.Exit(2) from None
     except AccessConfigError as exc:
         err.print(f"[bold red]refusing to start:[/] {exc}")
@@ -232,7 +226,7 @@ def policy_check(
         loaded = load_policy(file)
         scorer = _checked_scorer(loaded, str(file))
     except PolicyError as exc:
-        _report_policy_error(exc)
+        report_policy_error(exc)
         raise typer.Exit(2) from None
     rule = (
         f"threshold {loaded.routing.threshold}"

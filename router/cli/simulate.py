@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from router.cli.console import console
-from router.cli.durations import duration
+from router.cli.console import console, report_policy_error
+from router.cli.durations import duration, iso_time
 from router.cli.progress import stage_progress
 
 __all__ = ["register"]
@@ -27,15 +27,7 @@ def _instant(text: str | None) -> float:
     if text is None:
         today = datetime.now(UTC).date()
         return datetime(today.year, today.month, today.day, tzinfo=UTC).timestamp()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r}: give an ISO time such as 2026-12-01T00:00:00Z"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    return iso_time(text, "give an ISO time such as 2026-12-01T00:00:00Z")
 
 
 def simulate(
@@ -96,9 +88,7 @@ def simulate(
         loaded = [(path, load_policy(path)) for path in policy]
         scorings = [load_scoring(p, str(path)) for path, p in loaded]
     except PolicyError as exc:
-        err.print(f"[bold red]invalid policy[/] {exc.source}:")
-        for where, reason in exc.issues:
-            err.print(f"  [yellow]{where or '<root>'}[/]: {reason}", highlight=False)
+        report_policy_error(exc)
         raise typer.Exit(2) from None
     try:
         replayed = read_traffic(traffic, _instant(start), duration(span), output_tokens, seed)

@@ -12,26 +12,23 @@ tier (caller, team, tier, model, request id, bytes of request text, the privacy 
 request passed; never prompt text), when `audit.egress` is on, and `admin` entries for every
 admin action (policy applied or rolled back, key created, changed or revoked).
 
-Backends: memory, SQLite (`audit_log` table, appended in one `BEGIN IMMEDIATE` transaction) and
-Redis (a list and a head key, appended by a compare-and-set on the head).
+Backends: memory (here), SQLite (`router.ledger.sqlite_audit`) and Redis
+(`router.ledger.redis_audit`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
     "AuditEntry",
     "AuditLog",
     "MemoryAuditLog",
-    "SqliteAuditLog",
     "chain_hash",
+    "next_entry",
     "verify",
 ]
 
@@ -64,7 +61,7 @@ def chain_hash(prev: str, seq: int, at: float, kind: str, data: dict[str, Any]) 
     return hashlib.sha256((prev + body).encode()).hexdigest()
 
 
-def _next(head: AuditEntry | None, at: float, kind: str, data: dict[str, Any]) -> AuditEntry:
+def next_entry(head: AuditEntry | None, at: float, kind: str, data: dict[str, Any]) -> AuditEntry:
     seq = head.seq + 1 if head else 1
     prev = head.hash if head else GENESIS
     return AuditEntry(seq, at, kind, data, prev, chain_hash(prev, seq, at, kind, data))
@@ -99,7 +96,7 @@ class MemoryAuditLog:
         self._entries: list[AuditEntry] = []
 
     async def append(self, kind: str, data: dict[str, Any], at: float) -> AuditEntry:
-        entry = _next(self._entries[-1] if self._entries else None, at, kind, data)
+        entry = next_entry(self._entries[-1] if self._entries else None, at, kind, data)
         self._entries.append(entry)
         return entry
 
@@ -108,51 +105,3 @@ class MemoryAuditLog:
 
     async def aclose(self) -> None:
         return None
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL)
-"""
-
-
-class SqliteAuditLog:
-    def __init__(self, path: str | Path) -> None:
-        from router.ledger.sqlite import connect, ensure_schema
-
-        ensure_schema(path, _SCHEMA)
-        self._conn = connect(path, busy_timeout_ms=5_000)
-        self._lock = threading.Lock()
-
-    async def append(self, kind: str, data: dict[str, Any], at: float) -> AuditEntry:
-        def work() -> AuditEntry:
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    row = self._conn.execute(
-                        "SELECT entry FROM audit_log ORDER BY seq DESC LIMIT 1"
-                    ).fetchone()
-                    head = AuditEntry.from_json(row[0]) if row else None
-                    entry = _next(head, at, kind, data)
-                    self._conn.execute(
-                        "INSERT INTO audit_log (seq, entry) VALUES (?, ?)",
-                        (entry.seq, entry.to_json()),
-                    )
-                    self._conn.execute("COMMIT")
-                    return entry
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-
-        return await asyncio.to_thread(work)
-
-    async def entries(self) -> list[AuditEntry]:
-        def work() -> list[str]:
-            with self._lock:
-                rows = self._conn.execute("SELECT entry FROM audit_log ORDER BY seq").fetchall()
-            return [str(r[0]) for r in rows]
-
-        return [AuditEntry.from_json(t) for t in await asyncio.to_thread(work)]
-
-    async def aclose(self) -> None:
-        with self._lock:
-            self._conn.close()

@@ -167,6 +167,11 @@ def redis_client(url: str, timeout_s: float = 2.0, max_connections: int = 256) -
 _ONCE_MS = 86_400_000  # how long a settlement or log batch id is remembered (deduplication)
 
 
+def as_text(value: bytes | str) -> str:
+    """A Redis reply value as text (the client decodes replies; its types say bytes or str)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _line_json(line: Line) -> list[Any]:
     return [line.key, line.limit_micros, line.expires_at]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from router.ledger.audit import AuditEntry, _next
-from router.ledger.redis import _Guarded
+from router.ledger.audit import AuditEntry, next_entry
+from router.ledger.redis import _Guarded, as_text
 
 __all__ = ["RedisAuditLog"]
 
@@ -24,10 +24,6 @@ return 1
 """
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class RedisAuditLog(_Guarded):
     def __init__(self, client: aioredis.Redis, prefix: str = "tierwise", timeout_s: float = 2.0):
         super().__init__(client, prefix, timeout_s)
@@ -38,9 +34,9 @@ class RedisAuditLog(_Guarded):
     async def append(self, kind: str, data: dict[str, Any], at: float) -> AuditEntry:
         for _ in range(50):
             raw = await self._call(self.client.get(self._head))
-            head_text = _text(raw) if raw else ""
+            head_text = as_text(raw) if raw else ""
             head = AuditEntry.from_json(head_text) if head_text else None
-            entry = _next(head, at, kind, data)
+            entry = next_entry(head, at, kind, data)
             done = await self._call(
                 self._append(keys=[self._list, self._head], args=[head_text, entry.to_json()])
             )
@@ -50,7 +46,7 @@ class RedisAuditLog(_Guarded):
 
     async def entries(self) -> list[AuditEntry]:
         raw = await self._call(self.client.lrange(self._list, 0, -1))
-        return [AuditEntry.from_json(_text(r)) for r in raw]
+        return [AuditEntry.from_json(as_text(r)) for r in raw]
 
     async def aclose(self) -> None:
         return None

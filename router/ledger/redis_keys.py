@@ -5,13 +5,9 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from router.ledger.keys import KeyRecord
-from router.ledger.redis import _Guarded
+from router.ledger.redis import _Guarded, as_text
 
 __all__ = ["RedisVirtualKeys"]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisVirtualKeys(_Guarded):
@@ -24,11 +20,11 @@ class RedisVirtualKeys(_Guarded):
 
     async def get(self, key_id: str) -> KeyRecord | None:
         raw = await self._call(self.client.hget(self._hash, key_id))
-        return KeyRecord.from_json(_text(raw)) if raw else None
+        return KeyRecord.from_json(as_text(raw)) if raw else None
 
     async def all(self) -> list[KeyRecord]:
         raw = await self._call(self.client.hgetall(self._hash))
-        records = (KeyRecord.from_json(_text(v)) for v in raw.values())
+        records = (KeyRecord.from_json(as_text(v)) for v in raw.values())
         return sorted(records, key=lambda r: r.created_at)
 
     async def aclose(self) -> None:

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from router.ledger.audit import AuditLog, MemoryAuditLog, SqliteAuditLog
+from router.ledger.audit import AuditLog, MemoryAuditLog
 from router.ledger.base import Ledger
 from router.ledger.keys import MemoryVirtualKeys, VirtualKeys
 from router.ledger.memory import MemoryLedger
 from router.ledger.requestlog import MemoryRequestLog, RequestLog
 from router.ledger.sqlite import SqliteLedger, SqliteRequestLog
+from router.ledger.sqlite_audit import SqliteAuditLog
 from router.ledger.sqlite_keys import SqliteVirtualKeys
 from router.ledger.sqlite_versions import SqlitePolicyVersions
 from router.ledger.versions import MemoryPolicyVersions, PolicyVersions

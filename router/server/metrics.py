@@ -45,8 +45,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
-from policies.budgets import pacing_ratio, report_lines
-from router.ledger import Line
+from router.server.admin import budget_rows
 from router.server.responses import error_response
 
 if TYPE_CHECKING:
@@ -244,43 +243,36 @@ class Metrics:
 
 
 class BudgetCollector(Collector):
-    """Budget lines from the shared ledger, read when scraped (see the module docstring)."""
+    """Budget lines from the shared ledger (`admin.budget_rows`), read when scraped."""
 
-    def __init__(self, lines: list[tuple[Any, Any]], now: float, policy: Any) -> None:
-        self.lines = lines
-        self.now = now
-        self.policy = policy
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         labels = ["budget", "scope", "subject", "window"]
         families = {
-            "limit": GaugeMetricFamily("tierwise_budget_limit_usd", "Budget limit.", labels=labels),
-            "spent": GaugeMetricFamily(
+            "limit_usd": GaugeMetricFamily(
+                "tierwise_budget_limit_usd", "Budget limit.", labels=labels
+            ),
+            "spent_usd": GaugeMetricFamily(
                 "tierwise_budget_spent_usd",
                 "Settled spend in the budget's current window.",
                 labels=labels,
             ),
-            "reserved": GaugeMetricFamily(
+            "reserved_usd": GaugeMetricFamily(
                 "tierwise_budget_reserved_usd", "Reserved by requests in flight.", labels=labels
             ),
             "pace": GaugeMetricFamily(
                 "tierwise_budget_pace",
-                "Spend against the window's "
-                "elapsed share of the limit (1 = on course to end at the "
-                "limit).",
+                "Spend against the window's elapsed share of the limit (1 = on course to end "
+                "at the limit).",
                 labels=labels,
             ),
         }
-        for b, state in self.lines:
-            budget = self.policy.budgets[b.budget]
-            values = [b.label, budget.scope, b.subject, b.window.id]
-            used = state.spent_micros + state.reserved_micros
-            families["limit"].add_metric(values, b.hard_micros / 1e6)
-            families["spent"].add_metric(values, state.spent_micros / 1e6)
-            families["reserved"].add_metric(values, state.reserved_micros / 1e6)
-            families["pace"].add_metric(
-                values, min(pacing_ratio(used, b.hard_micros, b.window, self.now), 1e6)
-            )
+        for row in self.rows:
+            values = [row["budget"], row["scope"], row["subject"], row["window_id"]]
+            for field, family in families.items():
+                family.add_metric(values, row[field])
         yield from families.values()
 
 
@@ -300,25 +292,18 @@ async def metrics_endpoint(request: Request) -> Response:
             metrics.upstream_queue.labels(tier, "running").set(load.running)
             metrics.upstream_queue.labels(tier, "waiting").set(load.waiting)
     metrics.served(runtime.version.version if runtime.version else 0, runtime.threshold)
-    now = time.time()
-    callers = runtime.keys.labels or (["anonymous"] if runtime.keys.open else [])
-    lines = report_lines(runtime.policy, callers, now)
     try:
-        states = await runtime.store.ledger.state(
-            [Line(b.key, b.limit_micros, b.window.end) for b in lines], now
-        )
+        rows: list[dict[str, Any]] | None = await budget_rows(runtime, time.time())
     except Exception:  # the ledger is down: the per-process metrics still answer
-        states = None
+        rows = None
     if multiprocess():
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = CollectorRegistry()
         registry.register(_Forward(metrics.registry))
-    if states is not None:
-        registry.register(
-            BudgetCollector(list(zip(lines, states, strict=True)), now, runtime.policy)
-        )
+    if rows is not None:
+        registry.register(BudgetCollector(rows))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -188,10 +188,10 @@ class PolicyManager:
             raise LookupError(f"no policy version {to}")
         return await self.apply(target.text, who, f"rollback:{to}", expected)
 
-    async def reload_file(self, why: str) -> Applied | None:
-        """Apply the policy file when its text differs from the served version's; None when
-        it is unchanged or cannot be read."""
-        text = self._read_file()
+    async def reload_file(self, why: str, text: str | None = None) -> Applied | None:
+        """Apply the policy file (its `text` when the caller has just read it) when it differs
+        from the served version's; None when it is unchanged or cannot be read."""
+        text = text if text is not None else self._read_file()
         if text is None:
             return None
         self._file_sha = text_sha256(text)
@@ -269,7 +269,7 @@ class PolicyManager:
             current = self.proxy.current
             if current.version is not None and current.version.version >= number:
                 return
-            if current.version is None and version.sha256 == text_sha256(self._read_file() or ""):
+            if current.version is None and version.sha256 == self._file_sha:
                 current.version = version  # the file this replica serves is that version
                 return
             try:
@@ -343,7 +343,7 @@ class PolicyManager:
                 if self._file_changed():
                     text = self._read_file()
                     if text is not None and text_sha256(text) != self._file_sha:
-                        await self.reload_file("the file changed")
+                        await self.reload_file("the file changed", text)
                 newest = await self.proxy.store.versions.latest()
                 served = self.proxy.current.version
                 if newest and (served is None or newest > served.version):

@@ -115,7 +115,7 @@ async def _run(
         except UnknownModel:
             decision = decide(policy, "auto", difficulty, scoring.threshold)
         usage = Usage(request.prompt_tokens, request.completion_tokens)
-        frontier = _price_of(policy, routing.frontier_tier, usage)
+        frontier = gate.frontier_equivalent(usage)
         cheap = _price_of(policy, routing.cheap_tier, usage)
         rid = f"sim-{i}"
         try:
@@ -142,7 +142,7 @@ async def _run(
             continue
         tier = admission.decision.tier
         cost = gate.cost(admission, usage)
-        await gate.settle(rid, admission, cost, gate.frontier_equivalent(usage))
+        await gate.settle(rid, admission, cost, frontier)
         for b in admission.budget_lines:
             total = spent[b.key] = spent.get(b.key, 0) + cost
             result.line_spend.setdefault(b.key, []).append((request.time, total))

@@ -12,8 +12,8 @@ import pytest
 
 from policies import PolicyError, parse_policy
 from policies.detectors import DETECTORS, iban, payment_card, scan
+from policies.guards import KeepLocal
 from policies.privacy import keep_local_rule, request_tags, request_text
-from policies.schema import KeepLocal
 
 CASES = Path(__file__).resolve().parents[1] / "fixtures" / "privacy_cases.jsonl"
 
